@@ -1,0 +1,94 @@
+//! Command-line definitions (clap). No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (a service failed, no running stack was found, ...)
+  2  usage error or invalid stack file (nothing was started)";
+
+/// A declarative dependency-graph process orchestrator.
+///
+/// orch reads a stack file of service groups, starts them in dependency
+/// order, hands each service the locators (e.g. DATABASE_URL) its
+/// dependencies provide, restarts members that die, and stops everything
+/// in reverse order.
+#[derive(Debug, Parser)]
+#[command(name = "orch", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    /// The stack file [default: ./stack.yaml, or $ORCH_FILE].
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        env = "ORCH_FILE",
+        global = false
+    )]
+    pub file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `-f/--file` given after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct FileArg {
+    /// The stack file [default: ./stack.yaml, or $ORCH_FILE].
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the stack file and print a one-line summary.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Show the dependency graph.
+    #[command(after_help = EXIT_CODES)]
+    Graph {
+        #[command(flatten)]
+        file: FileArg,
+        /// How to draw it: a tree for the terminal, Graphviz dot, Mermaid, or JSON.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
+        format: GraphFormat,
+    },
+    /// Print the locators a service provides, fully expanded.
+    #[command(after_help = EXIT_CODES)]
+    Env {
+        /// The service.
+        service: String,
+        #[command(flatten)]
+        file: FileArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = EnvFormat::Env)]
+        format: EnvFormat,
+        /// Print the whole environment the service's commands receive (stack env,
+        /// locators of its direct dependencies, service env).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Tree,
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    /// NAME=value, one a line.
+    Env,
+    /// export NAME='value', for a shell to source.
+    Export,
+    /// A JSON object.
+    Json,
+}

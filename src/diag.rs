@@ -1,0 +1,206 @@
+//! What users see when something is wrong: problems with spans into the
+//! stack file, rendered by miette, and "did you mean" suggestions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+
+/// The closest candidate to `name`, if one is close enough to be a likely typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::levenshtein(name, c),
+                strsim::jaro_winkler(name, c),
+                c,
+            )
+        })
+        .filter(|&(dist, similarity, _)| dist <= limit || similarity >= 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
+}
+
+/// One thing wrong with a stack file: a message, the places it concerns and
+/// what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    /// Places in the file; the first is the primary one.
+    pub labels: Vec<(SourceSpan, String)>,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>, span: SourceSpan, label: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            labels: vec![(span, label.into())],
+            help: None,
+        }
+    }
+
+    /// A problem with the file as a whole, pointing nowhere in particular.
+    pub fn whole(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+        }
+    }
+
+    #[must_use]
+    pub fn label(mut self, span: SourceSpan, label: impl Into<String>) -> Self {
+        self.labels.push((span, label.into()));
+        self
+    }
+
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    #[must_use]
+    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+}
+
+/// Every problem found in one stack file. Rendered, each problem shows the
+/// file name, line and column, the line itself underlined, and its help.
+#[derive(Debug)]
+pub struct InvalidStack {
+    name: String,
+    problems: Vec<ProblemIn>,
+}
+
+impl InvalidStack {
+    pub fn new(name: &str, text: &Arc<str>, problems: Vec<Problem>) -> Self {
+        let problems = problems
+            .into_iter()
+            .map(|problem| ProblemIn {
+                problem,
+                source: NamedSource::new(name, Arc::clone(text)).with_language("yaml"),
+            })
+            .collect();
+        Self {
+            name: name.to_owned(),
+            problems,
+        }
+    }
+
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().map(|p| &p.problem)
+    }
+
+    /// `(line, column)` of each problem's primary place, 1-based.
+    pub fn positions(&self) -> Vec<Option<(usize, usize)>> {
+        self.problems
+            .iter()
+            .map(|p| {
+                p.problem
+                    .labels
+                    .first()
+                    .map(|(span, _)| line_col(p.source.inner(), span.offset()))
+            })
+            .collect()
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl fmt::Display for InvalidStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.name,
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for InvalidStack {}
+
+impl Diagnostic for InvalidStack {
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+    }
+}
+
+/// A problem together with the file it is in, as miette wants it.
+#[derive(Debug)]
+struct ProblemIn {
+    problem: Problem,
+    source: NamedSource<Arc<str>>,
+}
+
+impl fmt::Display for ProblemIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem.message)
+    }
+}
+
+impl std::error::Error for ProblemIn {}
+
+impl Diagnostic for ProblemIn {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.problem
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        (!self.problem.labels.is_empty()).then_some(&self.source as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.problem.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.problem.labels.iter().enumerate().map(
+            |(i, (span, text))| {
+                let text = (!text.is_empty()).then(|| text.clone());
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(text, *span)
+                } else {
+                    LabeledSpan::new_with_span(text, *span)
+                }
+            },
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let keys = ["port", "command", "respawn_count"];
+        assert_eq!(suggest("prot", keys), Some("port"));
+        assert_eq!(suggest("comand", keys), Some("command"));
+        assert_eq!(suggest("respawn_cont", keys), Some("respawn_count"));
+        assert_eq!(suggest("zzz", keys), None);
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let text = "a: 1\nbé: x\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 5), (2, 1));
+        assert_eq!(line_col(text, text.find('x').unwrap()), (2, 5));
+    }
+}

@@ -1,0 +1,131 @@
+//! orch: a declarative dependency-graph process orchestrator.
+//!
+//! # Theory of operation
+//!
+//! Data flows one way: the stack file's text is parsed into a spanned YAML
+//! tree ([`config::yaml`]), read into raw serde structs ([`config::raw`]),
+//! then validated into an immutable [`model::Stack`] with its dependency
+//! graph ([`model::dag`]), every problem collected with its place in the
+//! file ([`diag`]). Reports ([`output`]) render the model for people and
+//! tools.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod model;
+pub mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use cli::{Cli, Command, EnvFormat, GraphFormat};
+use model::{LoadError, Stack};
+
+/// A failure, and the exit code it maps to.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// The stack file cannot be read or is invalid: exit 2.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Load(#[from] LoadError),
+    /// The command line asks for something that does not exist: exit 2.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// Anything else: exit 1.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Failed(Box<dyn miette::Diagnostic + Send + Sync>),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Load(_) | Error::Usage { .. } => ExitCode::from(2),
+            Error::Failed(_) => ExitCode::from(1),
+        }
+    }
+}
+
+/// Run one command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let top = cli.file;
+    let file = |arg: &cli::FileArg| stack_file(arg.file.as_deref(), top.as_deref());
+    match cli.command {
+        Command::Check { file: f } => {
+            let stack = Stack::load(&file(&f))?;
+            let members = stack.members().count();
+            let locators: usize = stack.services.iter().map(|s| s.provides.len()).sum();
+            println!(
+                "{}: ok, {} services, {members} members, {locators} locators, {} start waves",
+                stack.name,
+                stack.services.len(),
+                stack.dag.waves().len()
+            );
+        }
+        Command::Graph { file: f, format } => {
+            let stack = Stack::load(&file(&f))?;
+            match format {
+                GraphFormat::Tree => print!("{}", output::tree(&stack)),
+                GraphFormat::Dot => print!("{}", output::dot(&stack)),
+                GraphFormat::Mermaid => print!("{}", output::mermaid(&stack)),
+                GraphFormat::Json => println!("{:#}", output::graph_json(&stack)),
+            }
+        }
+        Command::Env {
+            service,
+            file: f,
+            format,
+            all,
+        } => {
+            let stack = Stack::load(&file(&f))?;
+            let sid = service_id(&stack, &service)?;
+            let env = if all {
+                stack.service_env(sid)
+            } else {
+                stack.services[sid].provides.clone()
+            };
+            match format {
+                EnvFormat::Env => print!("{}", output::env_lines(&env)),
+                EnvFormat::Export => print!("{}", output::env_export(&env)),
+                EnvFormat::Json => println!(
+                    "{:#}",
+                    serde_json::to_value(&env).expect("a map of strings is JSON")
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stack file: given after the subcommand, else before it (or
+/// `$ORCH_FILE`), else `./stack.yaml`.
+fn stack_file(after: Option<&Path>, before: Option<&Path>) -> PathBuf {
+    after
+        .or(before)
+        .map_or_else(|| PathBuf::from("stack.yaml"), Path::to_path_buf)
+}
+
+/// Look a service up by name, or explain which names exist.
+pub fn service_id(stack: &Stack, name: &str) -> Result<model::ServiceId, Error> {
+    stack.service_id(name).ok_or_else(|| {
+        let names = stack.services.iter().map(|s| s.name.as_str());
+        let help = match diag::suggest(name, names.clone()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!(
+                "the services of `{}` are: {}",
+                stack.name,
+                names.collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Error::Usage {
+            message: format!("no service `{name}` in stack `{}`", stack.name),
+            help: Some(help),
+        }
+    })
+}

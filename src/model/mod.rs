@@ -1,0 +1,225 @@
+//! The validated, immutable stack: what the supervisor runs and the reports
+//! show. Everything here has been checked; nothing after this can fail on
+//! something validation should have caught.
+
+pub mod dag;
+pub mod env;
+pub mod template;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use nix::sys::signal::Signal;
+
+pub use crate::config::raw::WhenToRun;
+pub use dag::{Dag, ServiceId};
+
+use crate::diag::InvalidStack;
+
+/// A whole stack, ready to run.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    /// The stack file, absolute.
+    pub file: PathBuf,
+    /// The stack file's folder; relative paths are relative to it.
+    pub dir: PathBuf,
+    /// Environment given to every command, expanded.
+    pub env: IndexMap<String, String>,
+    pub log_dir: PathBuf,
+    /// In file order; a [`ServiceId`] indexes this.
+    pub services: Vec<Service>,
+    pub dag: Dag,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// Direct dependencies, as declared.
+    pub depends_on: Vec<ServiceId>,
+    pub env: IndexMap<String, String>,
+    /// Locators this service exports, expanded.
+    pub provides: IndexMap<String, String>,
+    pub commands: Vec<Command>,
+}
+
+impl Service {
+    /// A bundle has no commands: it is up exactly when its dependencies are.
+    pub fn is_bundle(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub name: String,
+    pub when: WhenToRun,
+    pub respawn: Respawn,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub stop_signal: Signal,
+    pub restart_signal: Signal,
+    pub stop_timeout: Duration,
+    pub memory_limit: Option<u64>,
+    pub system_packages: Vec<String>,
+    /// One per process (`number_of_processes`), each with its own port and expansions.
+    pub instances: Vec<Instance>,
+}
+
+/// How a member is restarted, and when it is given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Respawn {
+    /// Restarts allowed within `window`; one more disables the member.
+    pub count: u32,
+    pub window: Duration,
+    /// First delay before a restart; doubles while the member keeps failing.
+    pub backoff: Duration,
+}
+
+/// One process of a command, with every template expanded for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub index: u32,
+    pub port: Option<u16>,
+    pub program: Program,
+    /// The command's own `env`, expanded for this instance.
+    pub env: IndexMap<String, String>,
+    pub working_dir: PathBuf,
+    pub ready: Ready,
+    pub monitor: Option<Monitor>,
+}
+
+/// What to execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// Run as `/bin/sh -c TEXT`.
+    Shell(String),
+    /// Run as this argv, without a shell.
+    Argv(Vec<String>),
+}
+
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Program::Shell(text) => f.write_str(text),
+            Program::Argv(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
+/// When a member counts as ready.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    pub check: Check,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// Ready once started.
+    Started,
+    /// Ready once it exited 0 (`when_to_run: once`).
+    Completed,
+    /// Ready when this address accepts TCP connections; no host means loopback.
+    Tcp { host: Option<String>, port: u16 },
+    /// Ready when this URL answers 2xx.
+    Http { url: String },
+    /// Ready when this command exits 0.
+    Command(Program),
+    /// Ready when a line of output matches.
+    Log(regex::Regex),
+}
+
+impl PartialEq for Check {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Check::Started, Check::Started) | (Check::Completed, Check::Completed) => true,
+            (Check::Tcp { host: h1, port: p1 }, Check::Tcp { host: h2, port: p2 }) => {
+                h1 == h2 && p1 == p2
+            }
+            (Check::Http { url: a }, Check::Http { url: b }) => a == b,
+            (Check::Command(a), Check::Command(b)) => a == b,
+            (Check::Log(a), Check::Log(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+/// A command run every `interval` while the member is ready; failure restarts the member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitor {
+    pub program: Program,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Stack {
+    /// Read and validate a stack file.
+    pub fn load(path: &Path) -> Result<Stack, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let file = std::path::absolute(path).map_err(|e| LoadError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Stack::from_text(&file, &text).map_err(|e| LoadError::Invalid(Box::new(e)))
+    }
+
+    /// Validate the text of a stack file that lives at `file` (absolute).
+    pub fn from_text(file: &Path, text: &str) -> Result<Stack, InvalidStack> {
+        let shown = display_name(file);
+        let invalid = |problems| InvalidStack::new(&shown, &Arc::from(text), problems);
+        let (raw, problems) = crate::config::load(text);
+        let Some(raw) = raw else {
+            return Err(invalid(problems));
+        };
+        validate::validate(file, raw, problems, &|name| std::env::var(name).ok()).map_err(invalid)
+    }
+
+    pub fn service_id(&self, name: &str) -> Option<ServiceId> {
+        self.services.iter().position(|s| s.name == name)
+    }
+
+    /// Every member: (service, command index, instance), in file order.
+    pub fn members(&self) -> impl Iterator<Item = (ServiceId, usize, &Instance)> {
+        self.services.iter().enumerate().flat_map(|(sid, s)| {
+            s.commands
+                .iter()
+                .enumerate()
+                .flat_map(move |(cid, c)| c.instances.iter().map(move |i| (sid, cid, i)))
+        })
+    }
+}
+
+/// The stack file's name as shown in messages: relative to the current
+/// folder when it is inside it.
+fn display_name(file: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| file.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Why a stack could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error("cannot read the stack file {}: {source}", path.display())]
+    #[diagnostic(help(
+        "give the stack file with -f FILE (or set ORCH_FILE); without it orch reads ./stack.yaml"
+    ))]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<InvalidStack>),
+}

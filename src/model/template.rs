@@ -1,0 +1,257 @@
+//! `${...}` templates: parsing, and expansion against a scope.
+//!
+//! `${port}` is the command's own port, `${NAME.port}` / `${NAME.ports}` the
+//! port(s) of another command of the same service, `${NAME}` a locator or a
+//! variable, `${NAME:-default}` the same with a fallback, and `$$` a literal
+//! `$`. A `$` not followed by `{` or `$` is kept as it is, so shell commands
+//! can still use `$HOME`.
+
+use miette::SourceSpan;
+
+use crate::config::Spanned;
+
+/// One reference inside a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref<'a> {
+    /// `${port}`
+    Port,
+    /// `${NAME.port}`
+    CommandPort(&'a str),
+    /// `${NAME.ports}`
+    CommandPorts(&'a str),
+    /// `${NAME}` or `${NAME:-default}`
+    Name {
+        name: &'a str,
+        default: Option<&'a str>,
+    },
+}
+
+/// A piece of a template: text to copy, or a reference with its byte range in the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    Ref {
+        reference: Ref<'a>,
+        at: usize,
+        len: usize,
+    },
+}
+
+/// Why a template cannot be read or expanded, with the byte range it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub at: usize,
+    pub len: usize,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl TemplateError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            at: 0,
+            len: 0,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The span of this error in the file, inside the value `within`.
+    pub fn span_in<T>(&self, within: &Spanned<T>) -> SourceSpan {
+        match within.text_at {
+            Some(at) => (at + self.at, self.len).into(),
+            None => within.span,
+        }
+    }
+}
+
+/// Split a template into pieces.
+pub fn parse(text: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
+    let mut pieces = Vec::new();
+    let mut rest = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        match bytes.get(i + 1) {
+            Some(b'$') => {
+                pieces.push(Piece::Text(&text[rest..=i]));
+                i += 2;
+                rest = i;
+            }
+            Some(b'{') => {
+                let Some(close) = text[i..].find('}') else {
+                    return Err(TemplateError {
+                        at: i,
+                        len: text.len() - i,
+                        message: "`${` is never closed".into(),
+                        help: Some("close it with `}`, or write `$${` for a literal `${`".into()),
+                    });
+                };
+                if i > rest {
+                    pieces.push(Piece::Text(&text[rest..i]));
+                }
+                let inner = &text[i + 2..i + close];
+                let len = close + 1;
+                let reference = reference(inner).map_err(|mut e| {
+                    e.at = i;
+                    e.len = len;
+                    e
+                })?;
+                pieces.push(Piece::Ref {
+                    reference,
+                    at: i,
+                    len,
+                });
+                i += len;
+                rest = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if rest < text.len() {
+        pieces.push(Piece::Text(&text[rest..]));
+    }
+    Ok(pieces)
+}
+
+fn reference(inner: &str) -> Result<Ref<'_>, TemplateError> {
+    if let Some((name, default)) = inner.split_once(":-") {
+        check_name(name)?;
+        return Ok(Ref::Name {
+            name,
+            default: Some(default),
+        });
+    }
+    if inner == "port" {
+        return Ok(Ref::Port);
+    }
+    if let Some((command, field)) = inner.split_once('.') {
+        check_name(command)?;
+        return match field {
+            "port" => Ok(Ref::CommandPort(command)),
+            "ports" => Ok(Ref::CommandPorts(command)),
+            _ => Err(TemplateError::new(format!(
+                "`${{{inner}}}`: a command has `.port` and `.ports`, not `.{field}`"
+            ))
+            .help(format!(
+                "write `${{{command}.port}}` or `${{{command}.ports}}`"
+            ))),
+        };
+    }
+    check_name(inner)?;
+    Ok(Ref::Name {
+        name: inner,
+        default: None,
+    })
+}
+
+fn check_name(name: &str) -> Result<(), TemplateError> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(TemplateError::new(format!("`{name}` is not a name a template can refer to"))
+            .help("a reference is `${port}`, `${NAME.port}`, `${NAME.ports}`, `${NAME}` or `${NAME:-default}`; write `$$` for a literal `$`"))
+    }
+}
+
+/// Expand a template; `resolve` gives the value of each reference.
+pub fn expand<'a>(
+    text: &'a str,
+    mut resolve: impl FnMut(&Ref<'a>) -> Result<String, TemplateError>,
+) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(text.len());
+    for piece in parse(text)? {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Ref { reference, at, len } => match resolve(&reference) {
+                Ok(value) => out.push_str(&value),
+                Err(mut e) => {
+                    e.at = at;
+                    e.len = len;
+                    return Err(e);
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(text: &str) -> Vec<Ref<'_>> {
+        parse(text)
+            .unwrap()
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Ref { reference, .. } => Some(reference),
+                Piece::Text(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_every_form() {
+        assert_eq!(
+            refs("${port} ${pg.port} ${pg.ports} ${DB} ${X:-a:b}"),
+            vec![
+                Ref::Port,
+                Ref::CommandPort("pg"),
+                Ref::CommandPorts("pg"),
+                Ref::Name {
+                    name: "DB",
+                    default: None
+                },
+                Ref::Name {
+                    name: "X",
+                    default: Some("a:b")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn dollars_stay_for_the_shell() {
+        let out = expand("echo $HOME $$ $${X} cost: 5$", |_| Ok(String::new())).unwrap();
+        assert_eq!(out, "echo $HOME $ ${X} cost: 5$");
+    }
+
+    #[test]
+    fn expands_in_place() {
+        let out = expand("http://[::1]:${web.port}/x", |r| match r {
+            Ref::CommandPort("web") => Ok("8300".into()),
+            _ => Err(TemplateError::new("no")),
+        });
+        assert_eq!(out.unwrap(), "http://[::1]:8300/x");
+    }
+
+    #[test]
+    fn errors_point_at_the_reference() {
+        let e = expand("a ${NOPE} b", |_| Err(TemplateError::new("unknown"))).unwrap_err();
+        assert_eq!((e.at, e.len), (2, 7));
+        let e = parse("x ${open").unwrap_err();
+        assert_eq!((e.at, e.len), (2, 6));
+        let e = parse("${web.host}").unwrap_err();
+        assert!(e.message.contains("`.host`"));
+        let e = parse("${}").unwrap_err();
+        assert!(e.message.contains("not a name"));
+    }
+}

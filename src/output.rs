@@ -1,0 +1,177 @@
+//! Rendering of the stack for people and tools: graphs and environments.
+
+use std::fmt::Write as _;
+
+use indexmap::IndexMap;
+use serde_json::json;
+
+use crate::model::{Service, ServiceId, Stack};
+
+/// A tree in the manner of `cargo tree`: each service nothing depends on,
+/// with its dependencies below it; a service whose dependencies were shown
+/// before is marked `(*)`.
+pub fn tree(stack: &Stack) -> String {
+    let mut out = String::new();
+    let mut shown = vec![false; stack.services.len()];
+    // (service, prefix of its own line, prefix of the lines below it)
+    let mut todo: Vec<(ServiceId, String, String)> = (0..stack.services.len())
+        .rev()
+        .filter(|&id| stack.dag.dependents(id).is_empty())
+        .map(|id| (id, String::new(), String::new()))
+        .collect();
+    while let Some((id, first, rest)) = todo.pop() {
+        let service = &stack.services[id];
+        out.push_str(&first);
+        out.push_str(&service.name);
+        if std::mem::replace(&mut shown[id], true) && !service.depends_on.is_empty() {
+            out.push_str(" (*)\n");
+            continue;
+        }
+        describe(service, &mut out);
+        let deps = &service.depends_on;
+        for (i, &dep) in deps.iter().enumerate().rev() {
+            let last = i + 1 == deps.len();
+            let branch = format!("{rest}{}", if last { "└── " } else { "├── " });
+            let below = format!("{rest}{}", if last { "    " } else { "│   " });
+            todo.push((dep, branch, below));
+        }
+    }
+    out
+}
+
+/// ` [commands] -> LOCATORS` and the end of the line.
+fn describe(service: &Service, out: &mut String) {
+    if service.is_bundle() {
+        out.push_str(" (bundle)");
+    } else {
+        let commands: Vec<String> = service
+            .commands
+            .iter()
+            .map(|c| {
+                let mut text = c.name.clone();
+                if c.instances.len() > 1 {
+                    let _ = write!(text, " x{}", c.instances.len());
+                }
+                let ports: Vec<String> = c
+                    .instances
+                    .iter()
+                    .filter_map(|i| i.port)
+                    .map(|p| format!(":{p}"))
+                    .collect();
+                if !ports.is_empty() {
+                    let _ = write!(text, " {}", ports.join(","));
+                }
+                text
+            })
+            .collect();
+        let _ = write!(out, " [{}]", commands.join(", "));
+    }
+    if !service.provides.is_empty() {
+        let names: Vec<&str> = service.provides.keys().map(String::as_str).collect();
+        let _ = write!(out, " -> {}", names.join(", "));
+    }
+    out.push('\n');
+}
+
+/// Graphviz: an arrow from a service to each service it depends on.
+pub fn dot(stack: &Stack) -> String {
+    let mut out = format!("digraph {} {{\n  rankdir=LR;\n", quote_dot(&stack.name));
+    for service in &stack.services {
+        let shape = if service.is_bundle() {
+            "ellipse"
+        } else {
+            "box"
+        };
+        let _ = writeln!(out, "  {} [shape={shape}];", quote_dot(&service.name));
+    }
+    for (from, to) in edges(stack) {
+        let _ = writeln!(out, "  {} -> {};", quote_dot(from), quote_dot(to));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn quote_dot(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Mermaid flowchart: an arrow from a service to each service it depends on.
+pub fn mermaid(stack: &Stack) -> String {
+    let mut out = String::from("graph TD\n");
+    for service in &stack.services {
+        let _ = writeln!(out, "  {}[\"{}\"]", mermaid_id(&service.name), service.name);
+    }
+    for (from, to) in edges(stack) {
+        let _ = writeln!(out, "  {} --> {}", mermaid_id(from), mermaid_id(to));
+    }
+    out
+}
+
+fn mermaid_id(name: &str) -> String {
+    format!("s_{}", name.replace('-', "_"))
+}
+
+/// `(dependent, dependency)` pairs in file order.
+fn edges(stack: &Stack) -> impl Iterator<Item = (&str, &str)> {
+    stack.services.iter().flat_map(move |s| {
+        s.depends_on
+            .iter()
+            .map(move |&d| (s.name.as_str(), stack.services[d].name.as_str()))
+    })
+}
+
+/// The JSON graph (a contract): services, start order, edges and waves.
+pub fn graph_json(stack: &Stack) -> serde_json::Value {
+    let name = |id: &ServiceId| stack.services[*id].name.as_str();
+    json!({
+        "services": stack.services.iter().map(|s| json!({
+            "name": s.name,
+            "depends_on": s.depends_on.iter().map(name).collect::<Vec<_>>(),
+            "commands": s.commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            "provides": s.provides.keys().collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "order": stack.dag.order().iter().map(name).collect::<Vec<_>>(),
+        "edges": edges(stack).map(|(from, to)| json!({"from": from, "to": to})).collect::<Vec<_>>(),
+        "waves": stack.dag.waves().iter().map(|w| w.iter().map(name).collect::<Vec<_>>()).collect::<Vec<_>>(),
+    })
+}
+
+/// `NAME=value` lines.
+pub fn env_lines(env: &IndexMap<String, String>) -> String {
+    env.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+/// `export NAME='value'` lines, quoted for a POSIX shell.
+pub fn env_export(env: &IndexMap<String, String>) -> String {
+    env.iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .collect()
+}
+
+/// Quote for a POSIX shell: plain words as they are, anything else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(
+            shell_quote("postgres://[::1]:8300/shop"),
+            "'postgres://[::1]:8300/shop'"
+        );
+        assert_eq!(shell_quote("plain-8300"), "plain-8300");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
