@@ -43,6 +43,10 @@ pub struct FileArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the stack in the foreground: dependencies first, restart members
+    /// that die, stop everything in reverse order on Ctrl-C or SIGTERM.
+    #[command(after_help = EXIT_CODES)]
+    Up(UpArgs),
     /// Validate the stack file and print a one-line summary.
     #[command(after_help = EXIT_CODES)]
     Check {
@@ -73,6 +77,23 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Kill the members of an orch that died (started by `orch up` itself).
+    #[command(hide = true)]
+    Guard,
+}
+
+/// Arguments of `orch up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// The stack file (a path ending in .yaml or .yml, or an existing file),
+    /// then the services to run with everything they depend on [default: all].
+    #[arg(value_name = "FILE|SERVICE")]
+    pub args: Vec<String>,
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Stop the whole stack as soon as a service fails.
+    #[arg(long)]
+    pub abort_on_failure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -16,6 +16,7 @@ pub mod config;
 pub mod diag;
 pub mod model;
 pub mod output;
+pub mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,11 +53,13 @@ impl Error {
     }
 }
 
-/// Run one command line.
-pub fn run(cli: Cli) -> Result<(), Error> {
+/// Run one command line; the exit code on success.
+pub fn run(cli: Cli) -> Result<u8, Error> {
     let top = cli.file;
     let file = |arg: &cli::FileArg| stack_file(arg.file.as_deref(), top.as_deref());
     match cli.command {
+        Command::Up(args) => return up(args, top.as_deref()),
+        Command::Guard => runtime::guard::serve(),
         Command::Check { file: f } => {
             let stack = Stack::load(&file(&f))?;
             let members = stack.members().count();
@@ -100,7 +103,34 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    Ok(0)
+}
+
+fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
+    let mut names = args.args.as_slice();
+    let mut positional = None;
+    if args.file.file.is_none() && top.is_none() {
+        if let Some(first) = names.first() {
+            let path = Path::new(first);
+            if path.is_file() || path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                positional = Some(path.to_path_buf());
+                names = &names[1..];
+            }
+        }
+    }
+    let file = positional.unwrap_or_else(|| stack_file(args.file.file.as_deref(), top));
+    let stack = Stack::load(&file)?;
+    let services = names
+        .iter()
+        .map(|n| service_id(&stack, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    runtime::up(
+        stack,
+        &runtime::Options {
+            services,
+            abort_on_failure: args.abort_on_failure,
+        },
+    )
 }
 
 /// The stack file: given after the subcommand, else before it (or

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     .expect("the report hook is installed once, first thing");
     let cli = orch::cli::Cli::parse();
     match orch::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             let code = error.exit_code();
             eprintln!("{:?}", miette::Report::new(error));

@@ -160,6 +160,19 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// A short human duration: `0s`, `250ms`, `1.5s`, `60s`, `5m`, `2h`.
+pub fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_owned(),
+        1..=999 => format!("{ms}ms"),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 && ms >= 120_000 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{:.1}s", d.as_secs_f64()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

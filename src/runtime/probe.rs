@@ -1,0 +1,171 @@
+//! Readiness probes and monitor commands. Each runs in its own task and
+//! reports back as a supervisor event; none blocks the supervisor.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+
+use super::reaper::Reaper;
+use super::spawn::{self, SpawnSpec};
+use crate::model::{Check, Program};
+
+/// What a probe or monitor command needs to run like its member.
+#[derive(Clone)]
+pub struct Context {
+    pub reaper: Arc<Reaper>,
+    pub env: Arc<Vec<(String, String)>>,
+    pub cwd: PathBuf,
+}
+
+/// Try `check` every `interval` until it passes (`Ok`) or `limit` has passed
+/// (`Err` with the last failure).
+pub async fn until_ready(
+    check: &Check,
+    interval: Duration,
+    limit: Duration,
+    ctx: &Context,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let attempt_limit = interval
+            .max(Duration::from_secs(1))
+            .min(limit.max(Duration::from_millis(100)));
+        let last = match timeout(attempt_limit, attempt(check, ctx, attempt_limit)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => format!(
+                "no answer within {}",
+                crate::output::duration(attempt_limit)
+            ),
+        };
+        if Instant::now() + interval >= deadline {
+            return Err(format!(
+                "not ready after {}: {last}",
+                crate::output::duration(limit)
+            ));
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn attempt(check: &Check, ctx: &Context, limit: Duration) -> Result<(), String> {
+    match check {
+        Check::Tcp { host, port } => tcp(host.as_deref(), *port).await.map(drop),
+        Check::Http { url } => http(url).await,
+        Check::Command(program) => run(program, ctx, limit).await,
+        // Started and Completed are decided by the supervisor, Log by the log pump.
+        Check::Started | Check::Completed | Check::Log(_) => std::future::pending().await,
+    }
+}
+
+/// Connect to `host:port`, or to the port on 127.0.0.1 and then [::1].
+async fn tcp(host: Option<&str>, port: u16) -> Result<TcpStream, String> {
+    let hosts: &[&str] = match host {
+        Some(h) => &[h],
+        None => &["127.0.0.1", "::1"],
+    };
+    let mut last = String::new();
+    for h in hosts {
+        match TcpStream::connect((*h, port)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("{h} port {port}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// GET the URL and expect a 2xx status.
+async fn http(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url} is not an http:// URL"))?;
+    let (authority, path) = rest
+        .find('/')
+        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']'),
+            p.parse().map_err(|_| format!("bad port in {url}"))?,
+        ),
+        _ => (authority.trim_start_matches('[').trim_end_matches(']'), 80),
+    };
+    let mut stream = tcp(Some(host), port).await?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: orch\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = vec![0u8; 512];
+    let mut got = 0;
+    while got < head.len() && !head[..got].contains(&b'\n') {
+        let n = stream
+            .read(&mut head[got..])
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let line = String::from_utf8_lossy(&head[..got])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match line.split_whitespace().nth(1) {
+        Some(code) if code.starts_with('2') && code.len() == 3 => Ok(()),
+        Some(_) => Err(format!("{url} answered `{}`", line.trim())),
+        None => Err(format!("{url} gave no HTTP answer")),
+    }
+}
+
+/// Run a command like the member would; `Ok` when it exits 0 within `limit`.
+/// The error carries the end of its output.
+pub async fn run(program: &Program, ctx: &Context, limit: Duration) -> Result<(), String> {
+    let spec = SpawnSpec {
+        program,
+        env: &ctx.env,
+        cwd: &ctx.cwd,
+        identity: None,
+        stdin_null: true,
+    };
+    let (spawned, status) = ctx.reaper.spawn_task(&spec).map_err(|e| e.to_string())?;
+    let pid = spawned.pid;
+    let output = async move {
+        let mut text = Vec::new();
+        for fd in [spawned.stdout, spawned.stderr] {
+            if let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                let mut chunk = Vec::new();
+                let _ = pipe.read_to_end(&mut chunk).await;
+                text.extend_from_slice(&chunk);
+            }
+        }
+        text
+    };
+    match timeout(limit, async { (output.await, status.await) }).await {
+        Ok((_, Ok(s))) if s.success() => Ok(()),
+        Ok((text, Ok(s))) => {
+            let text = String::from_utf8_lossy(&text);
+            let tail = text.trim().lines().last().unwrap_or_default();
+            Err(if tail.is_empty() {
+                format!("`{program}` {s}")
+            } else {
+                format!("`{program}` {s}: {tail}")
+            })
+        }
+        Ok((_, Err(_))) => Err(format!("`{program}` vanished")),
+        Err(_) => {
+            let _ = spawn::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            Err(format!(
+                "`{program}` took longer than {}",
+                crate::output::duration(limit)
+            ))
+        }
+    }
+}

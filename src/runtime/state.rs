@@ -1,0 +1,753 @@
+//! The supervision core: the state of every member and the decisions taken on
+//! each event. Pure: no I/O, no clock (time comes in as `now`), so every rule
+//! is tested without processes. The executor in `supervisor.rs` carries out
+//! the [`Action`]s and feeds back [`Event`]s.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::spawn::ExitStatus;
+use crate::model::{Check, ServiceId, Stack, WhenToRun};
+
+/// Index of a member in [`Supervision::members`].
+pub type MemberId = usize;
+
+/// Longest delay between restarts, however long a member keeps failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A member that stayed ready this long starts its backoff afresh when it fails.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for its service's dependencies.
+    Pending,
+    /// Started (`pid` is known once the process exists), not yet ready.
+    Starting { pid: Option<Pid>, since: Instant },
+    /// Ready.
+    Running { pid: Pid, since: Instant },
+    /// A `once` command that exited 0.
+    Completed,
+    /// Waiting to be restarted.
+    Backoff { until: Instant },
+    /// Disabled after failing too often; down for good.
+    Failed { reason: String },
+    /// Asked to stop; what happens when it has exited.
+    Stopping { pid: Pid, then: AfterStop },
+    /// Stopped on request.
+    Stopped,
+}
+
+impl Phase {
+    /// The name shown by status reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Starting { .. } => "starting",
+            Phase::Running { .. } => "running",
+            Phase::Completed => "completed",
+            Phase::Backoff { .. } => "backoff",
+            Phase::Failed { .. } => "failed",
+            Phase::Stopping { .. } => "stopping",
+            Phase::Stopped => "stopped",
+        }
+    }
+
+    /// The process of the member, while there is one.
+    pub fn pid(&self) -> Option<Pid> {
+        match *self {
+            Phase::Starting { pid, .. } => pid,
+            Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+}
+
+/// What to do once a stopping member has exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Leave it stopped.
+    Stay,
+    /// It was stopped because it failed (probe timeout, monitor, memory): apply the respawn rules.
+    Respawn(String),
+}
+
+/// One process of one command.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub sid: ServiceId,
+    pub cid: usize,
+    pub index: usize,
+    /// `service.command`, or `service.command.N` for a command with several processes.
+    pub label: String,
+    pub phase: Phase,
+    /// Bumped at every start; events of an earlier process carry an older one and are ignored.
+    pub generation: u64,
+    /// When recent restarts happened, within the respawn window.
+    recent: VecDeque<Instant>,
+    /// Restarts since orch started.
+    pub restarts: u32,
+    /// Consecutive failures, for the backoff.
+    streak: u32,
+    pub last_exit: Option<ExitStatus>,
+    /// Why it last failed.
+    pub last_failure: Option<String>,
+}
+
+/// Something that happened, for [`Supervision::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Spawned {
+        member: MemberId,
+        generation: u64,
+        pid: Pid,
+    },
+    SpawnFailed {
+        member: MemberId,
+        generation: u64,
+        error: String,
+    },
+    Exited {
+        member: MemberId,
+        generation: u64,
+        status: ExitStatus,
+    },
+    Ready {
+        member: MemberId,
+        generation: u64,
+    },
+    /// The readiness probe did not pass in time.
+    NotReady {
+        member: MemberId,
+        generation: u64,
+        why: String,
+    },
+    /// The monitor command failed, or memory went over the limit.
+    Unhealthy {
+        member: MemberId,
+        generation: u64,
+        why: String,
+    },
+    Timer {
+        member: MemberId,
+        generation: u64,
+        timer: Timer,
+    },
+    /// Stop everything; `force` kills at once.
+    Shutdown {
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// The backoff is over: start again.
+    Restart,
+    /// The stop signal had its time: kill.
+    StopTimeout,
+}
+
+/// What the executor must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start a process for the member.
+    Spawn { member: MemberId, generation: u64 },
+    /// Send a signal to the member's process group.
+    Signal {
+        member: MemberId,
+        pid: Pid,
+        signal: Signal,
+    },
+    /// Kill what is left of the group of a process that exited.
+    Sweep { member: MemberId, pid: Pid },
+    /// Run the readiness probe.
+    Probe { member: MemberId, generation: u64 },
+    /// Run the monitor command periodically.
+    Monitor { member: MemberId, generation: u64 },
+    /// Stop probes and monitors of the member.
+    Cancel { member: MemberId },
+    SetTimer {
+        at: Instant,
+        member: MemberId,
+        generation: u64,
+        timer: Timer,
+    },
+    /// A line from orch about a member or service, for the console (and the member's log).
+    Say {
+        member: Option<MemberId>,
+        text: String,
+    },
+    /// Everything is done: exit with this code.
+    Exit(u8),
+}
+
+/// Every member of the selected services, and the rules that move them.
+#[derive(Debug)]
+pub struct Supervision {
+    pub stack: Arc<Stack>,
+    pub members: Vec<Member>,
+    /// Members of each service.
+    pub by_service: Vec<Vec<MemberId>>,
+    /// Services orch runs (`orch up` with names runs a closure of them).
+    pub wanted: Vec<bool>,
+    /// Services whose "not started" reason has been told.
+    told_blocked: Vec<bool>,
+    abort_on_failure: bool,
+    shutting_down: bool,
+    exited: bool,
+}
+
+impl Supervision {
+    /// Supervise the services `selected` (with everything they depend on).
+    pub fn new(stack: Arc<Stack>, selected: &[ServiceId], abort_on_failure: bool) -> Self {
+        let n = stack.services.len();
+        let mut wanted = vec![selected.is_empty(); n];
+        for sid in stack.dag.closure(selected) {
+            wanted[sid] = true;
+        }
+        let mut members = Vec::new();
+        let mut by_service = vec![Vec::new(); n];
+        for (sid, service) in stack.services.iter().enumerate() {
+            for (cid, command) in service.commands.iter().enumerate() {
+                for index in 0..command.instances.len() {
+                    let label = if command.instances.len() > 1 {
+                        format!("{}.{}.{index}", service.name, command.name)
+                    } else {
+                        format!("{}.{}", service.name, command.name)
+                    };
+                    by_service[sid].push(members.len());
+                    members.push(Member {
+                        sid,
+                        cid,
+                        index,
+                        label,
+                        phase: Phase::Pending,
+                        generation: 0,
+                        recent: VecDeque::new(),
+                        restarts: 0,
+                        streak: 0,
+                        last_exit: None,
+                        last_failure: None,
+                    });
+                }
+            }
+        }
+        Self {
+            stack,
+            members,
+            by_service,
+            wanted,
+            told_blocked: vec![false; n],
+            abort_on_failure,
+            shutting_down: false,
+            exited: false,
+        }
+    }
+
+    /// The first decisions: start what has no dependencies.
+    pub fn start(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.schedule(now, &mut out);
+        out
+    }
+
+    /// A service is up when every member is ready (or, for `once`, completed);
+    /// a bundle when everything it depends on is up.
+    pub fn service_up(&self, sid: ServiceId) -> bool {
+        if self.by_service[sid].is_empty() {
+            return self.stack.services[sid]
+                .depends_on
+                .iter()
+                .all(|&d| self.service_up(d));
+        }
+        self.by_service[sid].iter().all(|&m| {
+            matches!(
+                self.members[m].phase,
+                Phase::Running { .. } | Phase::Completed
+            )
+        })
+    }
+
+    /// Down for good: a member is disabled, or a dependency is.
+    pub fn service_dead(&self, sid: ServiceId) -> bool {
+        self.by_service[sid]
+            .iter()
+            .any(|&m| matches!(self.members[m].phase, Phase::Failed { .. }))
+            || self.stack.services[sid]
+                .depends_on
+                .iter()
+                .any(|&d| self.service_dead(d))
+    }
+
+    /// Why a service is not up, in a few words; `None` when it is up.
+    pub fn why_down(&self, sid: ServiceId) -> Option<String> {
+        if self.service_up(sid) {
+            return None;
+        }
+        let name = |s: ServiceId| self.stack.services[s].name.as_str();
+        if let Some(&m) = self.by_service[sid]
+            .iter()
+            .find(|&&m| matches!(self.members[m].phase, Phase::Failed { .. }))
+        {
+            return Some(format!("{} failed", self.members[m].label));
+        }
+        if let Some(&d) = self.stack.services[sid]
+            .depends_on
+            .iter()
+            .find(|&&d| !self.service_up(d))
+        {
+            let verb = if self.service_dead(d) {
+                "failed"
+            } else {
+                "is not up"
+            };
+            return Some(format!("{} {verb}", name(d)));
+        }
+        self.by_service[sid]
+            .iter()
+            .map(|&m| &self.members[m])
+            .find(|m| !matches!(m.phase, Phase::Running { .. } | Phase::Completed))
+            .map(|m| format!("{} is {}", m.label, m.phase.name()))
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Shutdown { force } => self.shutdown(force, now, &mut out),
+            Event::Spawned {
+                member,
+                generation,
+                pid,
+            } if self.current(member, generation) => {
+                self.spawned(member, pid, now, &mut out);
+            }
+            Event::SpawnFailed {
+                member,
+                generation,
+                error,
+            } if self.current(member, generation) => {
+                self.say(&mut out, member, format!("cannot start: {error}"));
+                self.fail(member, error, now, &mut out);
+            }
+            Event::Exited {
+                member,
+                generation,
+                status,
+            } if self.current(member, generation) => {
+                self.exited(member, status, now, &mut out);
+            }
+            Event::Ready { member, generation } if self.current(member, generation) => {
+                if let Phase::Starting { pid: Some(pid), .. } = self.members[member].phase {
+                    self.members[member].phase = Phase::Running { pid, since: now };
+                    self.say(&mut out, member, "ready".to_owned());
+                    self.monitor(member, &mut out);
+                }
+            }
+            Event::NotReady {
+                member,
+                generation,
+                why,
+            } if self.current(member, generation) => {
+                if let Phase::Starting { pid: Some(pid), .. } = self.members[member].phase {
+                    self.say(&mut out, member, format!("not ready: {why}"));
+                    self.stop(
+                        member,
+                        pid,
+                        Signal::SIGKILL,
+                        AfterStop::Respawn(format!("not ready: {why}")),
+                        now,
+                        &mut out,
+                    );
+                }
+            }
+            Event::Unhealthy {
+                member,
+                generation,
+                why,
+            } if self.current(member, generation) => {
+                if let Phase::Running { pid, .. } = self.members[member].phase {
+                    self.say(&mut out, member, format!("unhealthy: {why}"));
+                    let signal = self.command(member).stop_signal;
+                    self.stop(member, pid, signal, AfterStop::Respawn(why), now, &mut out);
+                }
+            }
+            Event::Timer {
+                member,
+                generation,
+                timer,
+            } if self.current(member, generation) => match (timer, &self.members[member].phase) {
+                (Timer::Restart, Phase::Backoff { .. }) if !self.shutting_down => {
+                    self.launch(member, now, &mut out);
+                }
+                (Timer::StopTimeout, &Phase::Stopping { pid, .. }) => {
+                    self.say(
+                        &mut out,
+                        member,
+                        "did not stop in time: killing it".to_owned(),
+                    );
+                    out.push(Action::Signal {
+                        member,
+                        pid,
+                        signal: Signal::SIGKILL,
+                    });
+                }
+                _ => {}
+            },
+            // An event about an earlier process of the member.
+            _ => {}
+        }
+        self.schedule(now, &mut out);
+        out
+    }
+
+    fn current(&self, member: MemberId, generation: u64) -> bool {
+        self.members[member].generation == generation
+    }
+
+    fn command(&self, member: MemberId) -> &crate::model::Command {
+        let m = &self.members[member];
+        &self.stack.services[m.sid].commands[m.cid]
+    }
+
+    fn say(&self, out: &mut Vec<Action>, member: MemberId, text: String) {
+        out.push(Action::Say {
+            member: Some(member),
+            text: format!("{}: {text}", self.members[member].label),
+        });
+    }
+
+    fn launch(&mut self, member: MemberId, now: Instant, out: &mut Vec<Action>) {
+        let m = &mut self.members[member];
+        m.generation += 1;
+        m.phase = Phase::Starting {
+            pid: None,
+            since: now,
+        };
+        out.push(Action::Spawn {
+            member,
+            generation: m.generation,
+        });
+    }
+
+    fn spawned(&mut self, member: MemberId, pid: Pid, now: Instant, out: &mut Vec<Action>) {
+        let generation = self.members[member].generation;
+        let check = &self.command(member).instances[self.members[member].index]
+            .ready
+            .check;
+        let immediate = matches!(check, Check::Started);
+        let watched = !matches!(check, Check::Started | Check::Completed);
+        self.say(out, member, format!("started (pid {pid})"));
+        if immediate {
+            self.members[member].phase = Phase::Running { pid, since: now };
+            self.monitor(member, out);
+        } else {
+            self.members[member].phase = Phase::Starting {
+                pid: Some(pid),
+                since: now,
+            };
+            if watched {
+                out.push(Action::Probe { member, generation });
+            }
+        }
+    }
+
+    fn monitor(&self, member: MemberId, out: &mut Vec<Action>) {
+        if self.command(member).instances[self.members[member].index]
+            .monitor
+            .is_some()
+        {
+            out.push(Action::Monitor {
+                member,
+                generation: self.members[member].generation,
+            });
+        }
+    }
+
+    fn exited(
+        &mut self,
+        member: MemberId,
+        status: ExitStatus,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let phase = self.members[member].phase.clone();
+        let Some(pid) = phase.pid() else { return };
+        self.members[member].last_exit = Some(status);
+        out.push(Action::Cancel { member });
+        out.push(Action::Sweep { member, pid });
+        match phase {
+            Phase::Stopping {
+                then: AfterStop::Stay,
+                ..
+            } => {
+                self.say(out, member, format!("stopped ({status})"));
+                self.members[member].phase = Phase::Stopped;
+            }
+            Phase::Stopping {
+                then: AfterStop::Respawn(reason),
+                ..
+            } => self.fail(member, reason, now, out),
+            _ if self.shutting_down => {
+                self.say(out, member, status.to_string());
+                self.members[member].phase = Phase::Stopped;
+            }
+            _ if self.command(member).when == WhenToRun::Once && status.success() => {
+                self.say(out, member, "completed".to_owned());
+                self.members[member].phase = Phase::Completed;
+            }
+            Phase::Running { since, .. } => {
+                if now.duration_since(since) >= STABLE_AFTER {
+                    self.members[member].streak = 0;
+                }
+                self.fail(member, status.to_string(), now, out);
+            }
+            _ => self.fail(member, status.to_string(), now, out),
+        }
+    }
+
+    /// Send `signal` to a member and wait for it to exit; SIGKILL after its stop timeout.
+    fn stop(
+        &mut self,
+        member: MemberId,
+        pid: Pid,
+        signal: Signal,
+        then: AfterStop,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let timeout = self.command(member).stop_timeout;
+        let m = &mut self.members[member];
+        m.phase = Phase::Stopping { pid, then };
+        out.push(Action::Cancel { member });
+        out.push(Action::Signal {
+            member,
+            pid,
+            signal,
+        });
+        out.push(Action::SetTimer {
+            at: now + timeout,
+            member,
+            generation: m.generation,
+            timer: Timer::StopTimeout,
+        });
+    }
+
+    /// The member failed: restart it after its backoff, or disable it when it
+    /// has used up its restarts within the window.
+    fn fail(&mut self, member: MemberId, reason: String, now: Instant, out: &mut Vec<Action>) {
+        let respawn = self.command(member).respawn;
+        let m = &mut self.members[member];
+        m.last_failure = Some(reason.clone());
+        while m
+            .recent
+            .front()
+            .is_some_and(|&t| now.duration_since(t) > respawn.window)
+        {
+            m.recent.pop_front();
+        }
+        if m.recent.len() >= respawn.count as usize || self.shutting_down {
+            if self.shutting_down {
+                m.phase = Phase::Stopped;
+                return;
+            }
+            m.phase = Phase::Failed {
+                reason: reason.clone(),
+            };
+            let text = format!(
+                "{reason}; disabled after {} restarts within {}",
+                m.recent.len(),
+                crate::output::duration(respawn.window)
+            );
+            self.say(out, member, text);
+            if self.abort_on_failure {
+                out.push(Action::Say {
+                    member: None,
+                    text: format!(
+                        "{} failed: stopping the stack (--abort-on-failure)",
+                        self.members[member].label
+                    ),
+                });
+                self.shutdown(false, now, out);
+            }
+            return;
+        }
+        let delay = backoff_delay(
+            respawn.backoff,
+            m.streak,
+            m.generation.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ member as u64,
+        );
+        m.streak += 1;
+        m.restarts += 1;
+        m.recent.push_back(now);
+        m.phase = Phase::Backoff { until: now + delay };
+        let generation = m.generation;
+        self.say(
+            out,
+            member,
+            format!("{reason}; restarting in {}", crate::output::duration(delay)),
+        );
+        if delay.is_zero() {
+            self.launch(member, now, out);
+        } else {
+            out.push(Action::SetTimer {
+                at: now + delay,
+                member,
+                generation,
+                timer: Timer::Restart,
+            });
+        }
+    }
+
+    /// Start members whose dependencies are up; say why others cannot start;
+    /// move the shutdown on; exit when nothing is left to do.
+    fn schedule(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.exited {
+            return;
+        }
+        if self.shutting_down {
+            self.progress_shutdown(now, out);
+            return;
+        }
+        let order = self.stack.dag.order().to_vec();
+        for sid in order {
+            if !self.wanted[sid] {
+                continue;
+            }
+            let deps = &self.stack.services[sid].depends_on;
+            if let Some(&dead) = deps.iter().find(|&&d| self.service_dead(d)) {
+                let pending = self.by_service[sid]
+                    .iter()
+                    .any(|&m| self.members[m].phase == Phase::Pending);
+                if !std::mem::replace(&mut self.told_blocked[sid], true)
+                    && (pending || self.by_service[sid].is_empty())
+                {
+                    let (name, dep) = (
+                        &self.stack.services[sid].name,
+                        &self.stack.services[dead].name,
+                    );
+                    out.push(Action::Say {
+                        member: None,
+                        text: format!("{name}: not started: {dep} failed"),
+                    });
+                }
+                continue;
+            }
+            if deps.iter().all(|&d| self.service_up(d)) {
+                let pending: Vec<MemberId> = self.by_service[sid]
+                    .iter()
+                    .copied()
+                    .filter(|&m| self.members[m].phase == Phase::Pending)
+                    .collect();
+                for m in pending {
+                    self.launch(m, now, out);
+                }
+            }
+        }
+        let busy = self.members.iter().any(|m| {
+            matches!(
+                m.phase,
+                Phase::Starting { .. }
+                    | Phase::Running { .. }
+                    | Phase::Backoff { .. }
+                    | Phase::Stopping { .. }
+            )
+        });
+        if !busy {
+            self.finish(out);
+        }
+    }
+
+    fn shutdown(&mut self, force: bool, now: Instant, out: &mut Vec<Action>) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            out.push(Action::Say {
+                member: None,
+                text: "stopping the stack".to_owned(),
+            });
+            for m in &mut self.members {
+                if matches!(m.phase, Phase::Pending | Phase::Backoff { .. }) {
+                    m.phase = Phase::Stopped;
+                    m.generation += 1;
+                }
+            }
+        }
+        if force {
+            out.push(Action::Say {
+                member: None,
+                text: "killing every member".to_owned(),
+            });
+            for (member, m) in self.members.iter().enumerate() {
+                if let Some(pid) = m.phase.pid() {
+                    out.push(Action::Signal {
+                        member,
+                        pid,
+                        signal: Signal::SIGKILL,
+                    });
+                }
+            }
+        }
+        self.progress_shutdown(now, out);
+    }
+
+    /// Stop each service whose dependents have all stopped; exit when all are.
+    fn progress_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let alive = |s: &Self, sid: ServiceId| {
+            s.by_service[sid]
+                .iter()
+                .any(|&m| s.members[m].phase.pid().is_some())
+        };
+        let order: Vec<ServiceId> = self.stack.dag.stop_order().collect();
+        for sid in order {
+            if !alive(self, sid) {
+                continue;
+            }
+            let dependents_down = self
+                .stack
+                .dag
+                .dependents_closure(&[sid])
+                .iter()
+                .all(|&d| d == sid || !alive(self, d));
+            if !dependents_down {
+                continue;
+            }
+            for m in self.by_service[sid].clone() {
+                match self.members[m].phase {
+                    Phase::Starting { pid: Some(pid), .. } | Phase::Running { pid, .. } => {
+                        let signal = self.command(m).stop_signal;
+                        self.stop(m, pid, signal, AfterStop::Stay, now, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if self.members.iter().all(|m| m.phase.pid().is_none()) {
+            self.finish(out);
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Action>) {
+        if std::mem::replace(&mut self.exited, true) {
+            return;
+        }
+        let failed = (0..self.stack.services.len())
+            .filter(|&s| self.wanted[s] && self.service_dead(s))
+            .count();
+        out.push(Action::Exit(u8::from(failed > 0)));
+    }
+}
+
+/// `base` doubled for each failure in the streak, capped at [`MAX_BACKOFF`]
+/// (or at `base` when that is larger), with up to ±10% jitter from `seed`.
+pub fn backoff_delay(base: Duration, streak: u32, seed: u64) -> Duration {
+    if base.is_zero() {
+        return Duration::ZERO;
+    }
+    let doubled = base.saturating_mul(1 << streak.min(16));
+    let capped = doubled.min(MAX_BACKOFF.max(base));
+    // seed % 201 is 0..=200: a factor from 0.90 to 1.10.
+    let factor = 0.9 + (seed % 201) as f64 / 1000.0;
+    capped.mul_f64(factor)
+}

@@ -1,0 +1,416 @@
+//! The executor: owns the [`Supervision`] and carries out its actions. One
+//! task, one loop: signals, exits, probe results and timers arrive as events;
+//! the pure core decides; this file only acts.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
+
+use super::console::Console;
+use super::guard::Guardian;
+use super::logs::{self, LogFile};
+use super::probe::{self, Context};
+use super::procfs;
+use super::reaper::Reaper;
+use super::runstate::{Process, RunState};
+use super::spawn::{self, Identity, SpawnSpec};
+use super::state::{Action, Event, MemberId, Phase, Supervision, Timer};
+use crate::model::{Check, Stack};
+
+/// How often memory limits are checked, when any command has one.
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
+
+/// A timer: when, a sequence number to keep equal deadlines in order, and its event.
+type Deadline = (Instant, u64, MemberId, u64, Timer);
+
+pub struct Executor {
+    sup: Supervision,
+    stack: Arc<Stack>,
+    reaper: Arc<Reaper>,
+    console: Arc<Console>,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    timers: BinaryHeap<Reverse<Deadline>>,
+    timer_seq: u64,
+    tasks: HashMap<MemberId, Vec<AbortHandle>>,
+    pumps: Vec<JoinHandle<()>>,
+    logs: Vec<Option<Arc<Mutex<LogFile>>>>,
+    /// Identity of each command, by (service, command), resolved before start.
+    identities: HashMap<(usize, usize), Identity>,
+    guardian: Guardian,
+    state_path: PathBuf,
+    state_dirty: bool,
+    exit: Option<u8>,
+}
+
+impl Executor {
+    pub fn new(
+        sup: Supervision,
+        console: Console,
+        identities: HashMap<(usize, usize), Identity>,
+        guardian: Guardian,
+        state_path: PathBuf,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stack = Arc::clone(&sup.stack);
+        let logs = vec![None; sup.members.len()];
+        Self {
+            sup,
+            stack,
+            reaper: Arc::new(Reaper::default()),
+            console: Arc::new(console),
+            tx,
+            rx,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            tasks: HashMap::new(),
+            pumps: Vec::new(),
+            logs,
+            identities,
+            guardian,
+            state_path,
+            state_dirty: true,
+            exit: None,
+        }
+    }
+
+    /// Run until the stack is done; the exit code.
+    pub async fn run(mut self) -> std::io::Result<u8> {
+        let mut sigchld = signal(SignalKind::child())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let watch_memory = self
+            .stack
+            .services
+            .iter()
+            .flat_map(|s| &s.commands)
+            .any(|c| c.memory_limit.is_some());
+        let mut memory = tokio::time::interval(MEMORY_CHECK);
+        let mut stop_requests = 0;
+        let first = self.sup.start(std::time::Instant::now());
+        self.apply(first);
+        while self.exit.is_none() {
+            self.save_state();
+            let next_timer = self.timers.peek().map(|Reverse(t)| t.0);
+            tokio::select! {
+                _ = sigchld.recv() => self.reap(),
+                _ = sigint.recv() => {
+                    stop_requests += 1;
+                    self.handle(Event::Shutdown { force: stop_requests > 1 });
+                }
+                _ = sigterm.recv() => {
+                    stop_requests += 1;
+                    self.handle(Event::Shutdown { force: stop_requests > 1 });
+                }
+                Some(event) = self.rx.recv() => self.handle(event),
+                () = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
+                _ = memory.tick(), if watch_memory => self.check_memory(),
+            }
+        }
+        for pump in self.pumps.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+        }
+        let _ = std::fs::remove_file(&self.state_path);
+        self.guardian.dismiss();
+        Ok(self.exit.unwrap_or(1))
+    }
+
+    fn handle(&mut self, event: Event) {
+        let actions = self.sup.handle(event, std::time::Instant::now());
+        self.apply(actions);
+    }
+
+    fn reap(&mut self) {
+        for (member, generation, pid, status) in self.reaper.reap() {
+            self.guardian.forget(pid);
+            self.state_dirty = true;
+            self.handle(Event::Exited {
+                member,
+                generation,
+                status,
+            });
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, member, generation, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.handle(Event::Timer {
+                member,
+                generation,
+                timer,
+            });
+        }
+    }
+
+    fn check_memory(&mut self) {
+        let limited: Vec<(MemberId, nix::unistd::Pid, u64, u64)> = self
+            .sup
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(id, m)| {
+                let Phase::Running { pid, .. } = m.phase else {
+                    return None;
+                };
+                let limit = self.stack.services[m.sid].commands[m.cid].memory_limit?;
+                Some((id, pid, limit, m.generation))
+            })
+            .collect();
+        let pgids: Vec<nix::unistd::Pid> = limited.iter().map(|l| l.1).collect();
+        for ((member, _, limit, generation), used) in
+            limited.into_iter().zip(procfs::group_rss_bytes(&pgids))
+        {
+            if used > limit {
+                let why = format!(
+                    "uses {} MiB, over its memory_limit of {} MiB",
+                    used >> 20,
+                    limit >> 20
+                );
+                self.handle(Event::Unhealthy {
+                    member,
+                    generation,
+                    why,
+                });
+            }
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let more = self.act(action);
+            queue.extend(more);
+        }
+    }
+
+    fn act(&mut self, action: Action) -> Vec<Action> {
+        let now = std::time::Instant::now();
+        match action {
+            Action::Spawn { member, generation } => match self.spawn(member, generation) {
+                Ok(pid) => {
+                    return self.sup.handle(
+                        Event::Spawned {
+                            member,
+                            generation,
+                            pid,
+                        },
+                        now,
+                    )
+                }
+                Err(error) => {
+                    return self.sup.handle(
+                        Event::SpawnFailed {
+                            member,
+                            generation,
+                            error,
+                        },
+                        now,
+                    )
+                }
+            },
+            Action::Signal { pid, signal, .. } => {
+                let _ = spawn::signal_group(pid, signal);
+            }
+            Action::Sweep { pid, .. } => {
+                let _ = spawn::signal_group(pid, Signal::SIGKILL);
+            }
+            Action::Probe { member, generation } => self.probe(member, generation),
+            Action::Monitor { member, generation } => self.monitor(member, generation),
+            Action::Cancel { member } => {
+                for task in self.tasks.remove(&member).unwrap_or_default() {
+                    task.abort();
+                }
+            }
+            Action::SetTimer {
+                at,
+                member,
+                generation,
+                timer,
+            } => {
+                self.timer_seq += 1;
+                let at = Instant::from_std(at);
+                self.timers
+                    .push(Reverse((at, self.timer_seq, member, generation, timer)));
+            }
+            Action::Say { member, text } => {
+                self.console.say(&text);
+                if let Some(log) = member.and_then(|m| self.logs[m].as_ref()) {
+                    let line = format!("[orch] {text}\n");
+                    let _ = log.lock().expect("log lock").write(line.as_bytes());
+                }
+            }
+            Action::Exit(code) => self.exit = Some(code),
+        }
+        Vec::new()
+    }
+
+    /// The environment a member's processes get: orch's own, then the stack's.
+    fn env(&self, member: MemberId) -> Vec<(String, String)> {
+        let m = &self.sup.members[member];
+        let instance = &self.stack.services[m.sid].commands[m.cid].instances[m.index];
+        let mut env: indexmap::IndexMap<String, String> = std::env::vars().collect();
+        env.extend(self.stack.member_env(m.sid, instance));
+        env.into_iter().collect()
+    }
+
+    fn spawn(&mut self, member: MemberId, generation: u64) -> Result<nix::unistd::Pid, String> {
+        let m = &self.sup.members[member];
+        let (sid, cid) = (m.sid, m.cid);
+        let instance = &self.stack.services[sid].commands[cid].instances[m.index];
+        let log = match &self.logs[member] {
+            Some(log) => Arc::clone(log),
+            None => {
+                let path = self.stack.log_dir.join(format!("{}.log", m.label));
+                let log = LogFile::open(&path)
+                    .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+                let log = Arc::new(Mutex::new(log));
+                self.logs[member] = Some(Arc::clone(&log));
+                log
+            }
+        };
+        let env = self.env(member);
+        let spec = SpawnSpec {
+            program: &instance.program,
+            env: &env,
+            cwd: &instance.working_dir,
+            identity: self.identities.get(&(sid, cid)),
+            stdin_null: true,
+        };
+        let spawned = self
+            .reaper
+            .spawn_member(&spec, member, generation)
+            .map_err(|e| e.to_string())?;
+        self.guardian.watch(spawned.pid);
+        self.state_dirty = true;
+        let watch = match &instance.ready.check {
+            Check::Log(pattern) => {
+                let tx = self.tx.clone();
+                let ready: Box<dyn FnOnce() + Send> = Box::new(move || {
+                    let _ = tx.send(Event::Ready { member, generation });
+                });
+                Some((pattern.clone(), ready))
+            }
+            _ => None,
+        };
+        let sink = logs::Sink {
+            log,
+            console: Arc::clone(&self.console),
+            prefix: self.console.prefix(&m.label, sid),
+            watch,
+        };
+        self.pumps.retain(|p| !p.is_finished());
+        self.pumps.push(tokio::spawn(logs::pump(
+            spawned.stdout,
+            spawned.stderr,
+            sink,
+        )));
+        Ok(spawned.pid)
+    }
+
+    fn context(&self, member: MemberId) -> Context {
+        let m = &self.sup.members[member];
+        let instance = &self.stack.services[m.sid].commands[m.cid].instances[m.index];
+        Context {
+            reaper: Arc::clone(&self.reaper),
+            env: Arc::new(self.env(member)),
+            cwd: instance.working_dir.clone(),
+        }
+    }
+
+    fn probe(&mut self, member: MemberId, generation: u64) {
+        let m = &self.sup.members[member];
+        let ready = self.stack.services[m.sid].commands[m.cid].instances[m.index]
+            .ready
+            .clone();
+        let ctx = self.context(member);
+        let tx = self.tx.clone();
+        let task = tokio::spawn(async move {
+            let event =
+                match probe::until_ready(&ready.check, ready.interval, ready.timeout, &ctx).await {
+                    Ok(()) => Event::Ready { member, generation },
+                    Err(why) => Event::NotReady {
+                        member,
+                        generation,
+                        why,
+                    },
+                };
+            let _ = tx.send(event);
+        });
+        self.tasks
+            .entry(member)
+            .or_default()
+            .push(task.abort_handle());
+    }
+
+    fn monitor(&mut self, member: MemberId, generation: u64) {
+        let m = &self.sup.members[member];
+        let Some(monitor) = self.stack.services[m.sid].commands[m.cid].instances[m.index]
+            .monitor
+            .clone()
+        else {
+            return;
+        };
+        let ctx = self.context(member);
+        let tx = self.tx.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(monitor.interval).await;
+                if let Err(why) = probe::run(&monitor.program, &ctx, monitor.timeout).await {
+                    let _ = tx.send(Event::Unhealthy {
+                        member,
+                        generation,
+                        why: format!("monitor: {why}"),
+                    });
+                    return;
+                }
+            }
+        });
+        self.tasks
+            .entry(member)
+            .or_default()
+            .push(task.abort_handle());
+    }
+
+    /// Record the live member groups, for the next orch if this one crashes.
+    fn save_state(&mut self) {
+        if !std::mem::take(&mut self.state_dirty) {
+            return;
+        }
+        let state = RunState {
+            orch: Process::of(nix::unistd::getpid()),
+            members: self
+                .sup
+                .members
+                .iter()
+                .filter_map(|m| m.phase.pid())
+                .filter_map(Process::of)
+                .collect(),
+        };
+        if let Err(e) = state.write(&self.state_path) {
+            self.console.say(&format!(
+                "cannot write the run-state file {}: {e}",
+                self.state_path.display()
+            ));
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
