@@ -77,6 +77,72 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Show the services of the running stack and their members.
+    #[command(visible_alias = "ps", after_help = EXIT_CODES)]
+    Status {
+        /// Only these services.
+        services: Vec<String>,
+        #[command(flatten)]
+        file: FileArg,
+        /// Print JSON: {"services": [{"name", "state", "members": [...]}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain why a service is not up.
+    #[command(after_help = EXIT_CODES)]
+    Why {
+        service: String,
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Print the last lines of the members' log files; -f follows them.
+    #[command(after_help = EXIT_CODES)]
+    Logs {
+        /// Only these services.
+        services: Vec<String>,
+        /// The stack file (here -f means follow).
+        #[arg(long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Keep printing lines as they are written.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Lines to show from the end of each log.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+    },
+    /// Send each member of the services its restart signal (default SIGHUP).
+    #[command(after_help = EXIT_CODES)]
+    Restart {
+        #[arg(required = true)]
+        services: Vec<String>,
+        #[command(flatten)]
+        file: FileArg,
+        /// Stop and start the members instead of signalling them.
+        #[arg(long)]
+        hard: bool,
+    },
+    /// Stop services of the running stack (what depends on them first).
+    #[command(after_help = EXIT_CODES)]
+    Stop {
+        #[arg(required = true)]
+        services: Vec<String>,
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Start stopped services of the running stack (their dependencies first).
+    #[command(after_help = EXIT_CODES)]
+    Start {
+        #[arg(required = true)]
+        services: Vec<String>,
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Stop the whole running stack, in reverse dependency order.
+    #[command(after_help = EXIT_CODES)]
+    Down {
+        #[command(flatten)]
+        file: FileArg,
+    },
     /// Kill the members of an orch that died (started by `orch up` itself).
     #[command(hide = true)]
     Guard,

@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod diag;
 pub mod model;
 pub mod output;
@@ -60,6 +61,61 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Up(args) => return up(args, top.as_deref()),
         Command::Guard => runtime::guard::serve(),
+        Command::Status {
+            services,
+            file: f,
+            json,
+        } => {
+            let report =
+                match control_call(&file(&f), control::protocol::Request::Status { services })? {
+                    control::protocol::Response::Status(report) => report,
+                    other => return Err(unexpected(other)),
+                };
+            if json {
+                println!("{:#}", output::status_json(&report));
+            } else {
+                print!("{}", output::status_table(&report));
+            }
+        }
+        Command::Why { service, file: f } => print_lines(control_call(
+            &file(&f),
+            control::protocol::Request::Why { service },
+        )?)?,
+        Command::Restart {
+            services,
+            file: f,
+            hard,
+        } => {
+            print_lines(control_call(
+                &file(&f),
+                control::protocol::Request::Restart { services, hard },
+            )?)?;
+        }
+        Command::Stop { services, file: f } => print_lines(control_call(
+            &file(&f),
+            control::protocol::Request::Stop { services },
+        )?)?,
+        Command::Start { services, file: f } => print_lines(control_call(
+            &file(&f),
+            control::protocol::Request::Start { services },
+        )?)?,
+        Command::Down { file: f } => {
+            print_lines(control_call(&file(&f), control::protocol::Request::Down)?)?
+        }
+        Command::Logs {
+            services,
+            file: f,
+            follow,
+            lines,
+        } => {
+            let stack = Stack::load(&stack_file(f.as_deref(), top.as_deref()))?;
+            let ids = services
+                .iter()
+                .map(|n| service_id(&stack, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            runtime::logs::show(&stack, &ids, lines, follow)
+                .map_err(|e| Error::Failed(miette::miette!("{e}").into()))?;
+        }
         Command::Check { file: f } => {
             let stack = Stack::load(&file(&f))?;
             let members = stack.members().count();
@@ -139,6 +195,41 @@ fn stack_file(after: Option<&Path>, before: Option<&Path>) -> PathBuf {
     after
         .or(before)
         .map_or_else(|| PathBuf::from("stack.yaml"), Path::to_path_buf)
+}
+
+/// Send a request to the stack of `file` (which must be valid to be found).
+fn control_call(
+    file: &Path,
+    request: control::protocol::Request,
+) -> Result<control::protocol::Response, Error> {
+    let stack = Stack::load(file)?;
+    match control::client::call(&stack.file, request) {
+        Ok(control::protocol::Response::Error { message }) => Err(Error::Usage {
+            message,
+            help: None,
+        }),
+        Ok(response) => Ok(response),
+        Err(e) => Err(Error::Failed(Box::new(e))),
+    }
+}
+
+fn print_lines(response: control::protocol::Response) -> Result<(), Error> {
+    match response {
+        control::protocol::Response::Done { lines }
+        | control::protocol::Response::Why { lines } => {
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(response: control::protocol::Response) -> Error {
+    Error::Failed(
+        miette::miette!("the running stack gave an unexpected answer: {response:?}").into(),
+    )
 }
 
 /// Look a service up by name, or explain which names exist.

@@ -16,6 +16,20 @@ fn main() -> ExitCode {
     }))
     .expect("the report hook is installed once, first thing");
     let cli = orch::cli::Cli::parse();
+    if !matches!(
+        cli.command,
+        orch::cli::Command::Up(_) | orch::cli::Command::Guard
+    ) {
+        // Reports end quietly when their reader goes away (`orch status | head`),
+        // as other Unix tools do; `orch up` ignores SIGPIPE and keeps running.
+        // SAFETY: restoring the default disposition installs no handler code.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     match orch::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -173,6 +173,94 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// `orch status --json`: exactly the contract's fields.
+pub fn status_json(report: &crate::control::protocol::StatusReport) -> serde_json::Value {
+    json!({
+        "services": report.services.iter().map(|s| json!({
+            "name": s.name,
+            "state": s.state,
+            "members": s.members.iter().map(|m| json!({
+                "command": m.command,
+                "instance": m.instance,
+                "state": m.state,
+                "pid": m.pid,
+                "port": m.port,
+                "restarts": m.restarts,
+                "exit_code": m.exit_code,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `orch status`: a table of services and their members.
+pub fn status_table(report: &crate::control::protocol::StatusReport) -> String {
+    let mut rows = vec![[
+        "SERVICE", "STATE", "MEMBER", "STATE", "PID", "PORT", "RESTARTS", "UPTIME", "MEMORY",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut notes = Vec::new();
+    for s in &report.services {
+        if let Some(why) = &s.why {
+            notes.push(format!("{}: {why}", s.name));
+        }
+        if s.members.is_empty() {
+            rows.push(vec![s.name.clone(), s.state.clone(), "(bundle)".into()]);
+        }
+        for (i, m) in s.members.iter().enumerate() {
+            let several = s.members.iter().filter(|o| o.command == m.command).count() > 1;
+            let label = if several {
+                format!("{}.{}", m.command, m.instance)
+            } else {
+                m.command.clone()
+            };
+            let (name, state) = if i == 0 {
+                (s.name.clone(), s.state.clone())
+            } else {
+                (String::new(), String::new())
+            };
+            rows.push(vec![
+                name,
+                state,
+                label,
+                m.state.clone(),
+                m.pid.map_or("-".into(), |p| p.to_string()),
+                m.port.map_or("-".into(), |p| p.to_string()),
+                m.restarts.to_string(),
+                m.uptime
+                    .map_or("-".into(), |u| duration(std::time::Duration::from_secs(u))),
+                m.memory
+                    .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            ]);
+        }
+    }
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for note in notes {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

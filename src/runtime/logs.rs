@@ -72,6 +72,88 @@ impl LogFile {
     }
 }
 
+/// The last `n` lines of a log file (reading at most its last 64 KiB).
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}
+
+/// `orch logs`: the last `n` lines of each member's log, prefixed like the
+/// console; with `follow`, then every line appended, until interrupted.
+pub fn show(
+    stack: &crate::model::Stack,
+    services: &[usize],
+    n: usize,
+    follow: bool,
+) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut files: Vec<(String, PathBuf, u64)> = Vec::new();
+    for (sid, service) in stack.services.iter().enumerate() {
+        if !services.is_empty() && !services.contains(&sid) {
+            continue;
+        }
+        for command in &service.commands {
+            for instance in &command.instances {
+                let label = if command.instances.len() > 1 {
+                    format!("{}.{}.{}", service.name, command.name, instance.index)
+                } else {
+                    format!("{}.{}", service.name, command.name)
+                };
+                let path = stack.log_dir.join(format!("{label}.log"));
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                files.push((label, path, len));
+            }
+        }
+    }
+    let width = files.iter().map(|f| f.0.len()).max().unwrap_or(4);
+    let mut stdout = io::stdout().lock();
+    for (label, path, _) in &files {
+        for line in tail(path, n) {
+            writeln!(stdout, "{label:<width$} | {line}")?;
+        }
+    }
+    stdout.flush()?;
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for (label, path, offset) in &mut files {
+            let Ok(mut file) = File::open(&*path) else {
+                continue;
+            };
+            let len = file.metadata()?.len();
+            if len < *offset {
+                *offset = 0; // rotated
+            }
+            if len == *offset {
+                continue;
+            }
+            file.seek(SeekFrom::Start(*offset))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            *offset += complete as u64;
+            for line in String::from_utf8_lossy(&bytes[..complete]).lines() {
+                writeln!(stdout, "{label:<width$} | {line}")?;
+            }
+            stdout.flush()?;
+        }
+    }
+}
+
 /// Where a pump sends what it reads.
 pub struct Sink {
     pub log: Arc<Mutex<LogFile>>,

@@ -44,12 +44,31 @@ pub fn up(stack: Stack, options: &Options) -> Result<u8, Error> {
     let wanted = |sid: ServiceId| sup.wanted[sid];
     check_packages(&stack, &wanted)?;
     let identities = identities(&stack, &wanted)?;
-    check_ports(&stack, &wanted)?;
 
     let failed = |what: String| Error::Failed(miette::miette!("{what}").into());
     let run_dir =
         runstate::run_dir().map_err(|e| failed(format!("cannot make orch's run folder: {e}")))?;
     let state_path = run_dir.join(format!("{}.state", runstate::stack_key(&stack.file)));
+    let socket_path = crate::control::client::socket_path(&stack.file)
+        .map_err(|e| failed(format!("cannot make orch's run folder: {e}")))?;
+    let socket = match crate::control::server::bind(&socket_path) {
+        Ok(listener) => listener,
+        Err(crate::control::server::BindError::InUse(_)) => {
+            return Err(Error::Usage {
+                message: format!("stack `{}` is already running", stack.name),
+                help: Some(format!(
+                    "see it with `orch -f {} status`, stop it with `orch -f {0} down`",
+                    stack.file.display()
+                )),
+            })
+        }
+        Err(crate::control::server::BindError::Io(e)) => {
+            return Err(failed(format!(
+                "cannot open the control socket {}: {e}",
+                socket_path.display()
+            )))
+        }
+    };
     let console = console::Console::new(
         std::env::var_os("NO_COLOR").is_none()
             && std::io::IsTerminal::is_terminal(&std::io::stdout()),
@@ -81,6 +100,7 @@ pub fn up(stack: Stack, options: &Options) -> Result<u8, Error> {
             ));
         }
     }
+    check_ports(&stack, &wanted)?;
     std::fs::create_dir_all(&stack.log_dir).map_err(|e| {
         failed(format!(
             "cannot make the log folder {}: {e}",
@@ -97,7 +117,17 @@ pub fn up(stack: Stack, options: &Options) -> Result<u8, Error> {
         .enable_all()
         .build()
         .map_err(|e| failed(format!("cannot start the runtime: {e}")))?;
-    let executor = supervisor::Executor::new(sup, console, identities, guardian, state_path);
+    let executor = {
+        let _guard = runtime.enter();
+        supervisor::Executor::new(
+            sup,
+            console,
+            identities,
+            guardian,
+            state_path,
+            (socket, socket_path),
+        )
+    };
     runtime
         .block_on(executor.run())
         .map_err(|e| failed(format!("supervisor failed: {e}")))

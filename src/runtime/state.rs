@@ -73,6 +73,8 @@ pub enum AfterStop {
     Stay,
     /// It was stopped because it failed (probe timeout, monitor, memory): apply the respawn rules.
     Respawn(String),
+    /// Start it again at once, uncounted (`orch restart --hard`).
+    Relaunch,
 }
 
 /// One process of one command.
@@ -95,6 +97,8 @@ pub struct Member {
     pub last_exit: Option<ExitStatus>,
     /// Why it last failed.
     pub last_failure: Option<String>,
+    /// It was sent its restart signal: an exit before this time is part of the restart.
+    restart_until: Option<Instant>,
 }
 
 /// Something that happened, for [`Supervision::handle`].
@@ -139,6 +143,19 @@ pub enum Event {
     /// Stop everything; `force` kills at once.
     Shutdown {
         force: bool,
+    },
+    /// Stop these services, their dependents first.
+    Stop {
+        services: Vec<ServiceId>,
+    },
+    /// Start these services, their dependencies first.
+    Start {
+        services: Vec<ServiceId>,
+    },
+    /// Restart the members of these services: the restart signal, or stop and start when `hard`.
+    Restart {
+        services: Vec<ServiceId>,
+        hard: bool,
     },
 }
 
@@ -195,6 +212,10 @@ pub struct Supervision {
     pub wanted: Vec<bool>,
     /// Services whose "not started" reason has been told.
     told_blocked: Vec<bool>,
+    /// Services stopped on request: not started again until asked.
+    held: Vec<bool>,
+    /// Services being stopped, in order.
+    stopping: Vec<bool>,
     abort_on_failure: bool,
     shutting_down: bool,
     exited: bool,
@@ -231,6 +252,7 @@ impl Supervision {
                         streak: 0,
                         last_exit: None,
                         last_failure: None,
+                        restart_until: None,
                     });
                 }
             }
@@ -241,6 +263,8 @@ impl Supervision {
             by_service,
             wanted,
             told_blocked: vec![false; n],
+            held: vec![false; n],
+            stopping: vec![false; n],
             abort_on_failure,
             shutting_down: false,
             exited: false,
@@ -317,6 +341,11 @@ impl Supervision {
         let mut out = Vec::new();
         match event {
             Event::Shutdown { force } => self.shutdown(force, now, &mut out),
+            Event::Stop { services } => self.stop_services(&services, &mut out),
+            Event::Start { services } => self.start_services(&services, &mut out),
+            Event::Restart { services, hard } => {
+                self.restart_services(&services, hard, now, &mut out)
+            }
             Event::Spawned {
                 member,
                 generation,
@@ -490,9 +519,28 @@ impl Supervision {
                 then: AfterStop::Respawn(reason),
                 ..
             } => self.fail(member, reason, now, out),
+            Phase::Stopping {
+                then: AfterStop::Relaunch,
+                ..
+            } => {
+                self.say(out, member, format!("{status}; starting it again"));
+                self.launch(member, now, out);
+            }
             _ if self.shutting_down => {
                 self.say(out, member, status.to_string());
                 self.members[member].phase = Phase::Stopped;
+            }
+            _ if self.members[member]
+                .restart_until
+                .take()
+                .is_some_and(|until| now <= until) =>
+            {
+                self.say(
+                    out,
+                    member,
+                    format!("{status} on its restart signal; starting it again"),
+                );
+                self.launch(member, now, out);
             }
             _ if self.command(member).when == WhenToRun::Once && status.success() => {
                 self.say(out, member, "completed".to_owned());
@@ -607,13 +655,16 @@ impl Supervision {
         if self.exited {
             return;
         }
+        self.progress_stops(now, out);
         if self.shutting_down {
-            self.progress_shutdown(now, out);
+            if self.members.iter().all(|m| m.phase.pid().is_none()) {
+                self.finish(out);
+            }
             return;
         }
         let order = self.stack.dag.order().to_vec();
         for sid in order {
-            if !self.wanted[sid] {
+            if !self.wanted[sid] || self.held[sid] {
                 continue;
             }
             let deps = &self.stack.services[sid].depends_on;
@@ -655,7 +706,7 @@ impl Supervision {
                     | Phase::Stopping { .. }
             )
         });
-        if !busy {
+        if !busy && !self.held.iter().any(|&h| h) {
             self.finish(out);
         }
     }
@@ -667,6 +718,7 @@ impl Supervision {
                 member: None,
                 text: "stopping the stack".to_owned(),
             });
+            self.stopping.fill(true);
             for m in &mut self.members {
                 if matches!(m.phase, Phase::Pending | Phase::Backoff { .. }) {
                     m.phase = Phase::Stopped;
@@ -689,11 +741,120 @@ impl Supervision {
                 }
             }
         }
-        self.progress_shutdown(now, out);
+        self.progress_stops(now, out);
     }
 
-    /// Stop each service whose dependents have all stopped; exit when all are.
-    fn progress_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+    /// `orch stop`: these services and everything that depends on them.
+    fn stop_services(&mut self, services: &[ServiceId], out: &mut Vec<Action>) {
+        let all = self.stack.dag.dependents_closure(services);
+        let extra: Vec<&str> = all
+            .iter()
+            .filter(|s| !services.contains(s))
+            .map(|&s| self.stack.services[s].name.as_str())
+            .collect();
+        let names: Vec<&str> = services
+            .iter()
+            .map(|&s| self.stack.services[s].name.as_str())
+            .collect();
+        let mut text = format!("stopping {}", names.join(", "));
+        if !extra.is_empty() {
+            text.push_str(&format!(
+                ", and first what depends on it: {}",
+                extra.join(", ")
+            ));
+        }
+        out.push(Action::Say { member: None, text });
+        for sid in all {
+            self.held[sid] = true;
+            self.stopping[sid] = true;
+            for &m in &self.by_service[sid] {
+                let member = &mut self.members[m];
+                if matches!(
+                    member.phase,
+                    Phase::Pending | Phase::Backoff { .. } | Phase::Failed { .. }
+                ) {
+                    member.phase = Phase::Stopped;
+                    member.generation += 1;
+                }
+            }
+        }
+    }
+
+    /// `orch start`: these services and everything they depend on.
+    fn start_services(&mut self, services: &[ServiceId], out: &mut Vec<Action>) {
+        let all = self.stack.dag.closure(services);
+        let names: Vec<&str> = all
+            .iter()
+            .map(|&s| self.stack.services[s].name.as_str())
+            .collect();
+        out.push(Action::Say {
+            member: None,
+            text: format!("starting {}", names.join(", ")),
+        });
+        for sid in all {
+            self.wanted[sid] = true;
+            self.held[sid] = false;
+            self.stopping[sid] = false;
+            self.told_blocked[sid] = false;
+            for m in self.by_service[sid].clone() {
+                if matches!(self.members[m].phase, Phase::Stopped | Phase::Failed { .. }) {
+                    self.reset(m);
+                }
+            }
+        }
+    }
+
+    /// `orch restart`: the restart signal to each live member (or stop and
+    /// start with `hard`); a disabled member is enabled with a fresh count.
+    fn restart_services(
+        &mut self,
+        services: &[ServiceId],
+        hard: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        for &sid in services {
+            self.told_blocked[sid] = false;
+            for m in self.by_service[sid].clone() {
+                let command = self.command(m);
+                let (signal, timeout) = (command.restart_signal, command.stop_timeout);
+                match self.members[m].phase.clone() {
+                    Phase::Failed { .. } => {
+                        self.say(out, m, "enabled again".to_owned());
+                        self.reset(m);
+                    }
+                    Phase::Starting { pid: Some(pid), .. } | Phase::Running { pid, .. } if hard => {
+                        let stop_signal = self.command(m).stop_signal;
+                        self.stop(m, pid, stop_signal, AfterStop::Relaunch, now, out);
+                    }
+                    Phase::Starting { pid: Some(pid), .. } | Phase::Running { pid, .. } => {
+                        self.say(out, m, format!("sending {signal}"));
+                        self.members[m].restart_until = Some(now + timeout);
+                        out.push(Action::Signal {
+                            member: m,
+                            pid,
+                            signal,
+                        });
+                    }
+                    Phase::Backoff { .. } => self.launch(m, now, out),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Back to pending, with a fresh respawn count.
+    fn reset(&mut self, m: MemberId) {
+        let member = &mut self.members[m];
+        member.phase = Phase::Pending;
+        member.generation += 1;
+        member.recent.clear();
+        member.streak = 0;
+    }
+
+    /// Stop each service being stopped once everything that depends on it
+    /// has stopped; say when a service has stopped.
+    fn progress_stops(&mut self, now: Instant, out: &mut Vec<Action>) {
         let alive = |s: &Self, sid: ServiceId| {
             s.by_service[sid]
                 .iter()
@@ -701,7 +862,11 @@ impl Supervision {
         };
         let order: Vec<ServiceId> = self.stack.dag.stop_order().collect();
         for sid in order {
+            if !self.stopping[sid] {
+                continue;
+            }
             if !alive(self, sid) {
+                self.stopping[sid] = false;
                 continue;
             }
             let dependents_down = self
@@ -722,9 +887,6 @@ impl Supervision {
                     _ => {}
                 }
             }
-        }
-        if self.members.iter().all(|m| m.phase.pid().is_none()) {
-            self.finish(out);
         }
     }
 

@@ -23,6 +23,8 @@ use super::reaper::Reaper;
 use super::runstate::{Process, RunState};
 use super::spawn::{self, Identity, SpawnSpec};
 use super::state::{Action, Event, MemberId, Phase, Supervision, Timer};
+use crate::control::protocol::{MemberStatus, Request, Response, ServiceStatus, StatusReport};
+use crate::control::server::{self, Call};
 use crate::model::{Check, Stack};
 
 /// How often memory limits are checked, when any command has one.
@@ -49,6 +51,8 @@ pub struct Executor {
     state_path: PathBuf,
     state_dirty: bool,
     exit: Option<u8>,
+    listener: Option<tokio::net::UnixListener>,
+    socket_path: PathBuf,
 }
 
 impl Executor {
@@ -58,6 +62,7 @@ impl Executor {
         identities: HashMap<(usize, usize), Identity>,
         guardian: Guardian,
         state_path: PathBuf,
+        socket: (std::os::unix::net::UnixListener, PathBuf),
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stack = Arc::clone(&sup.stack);
@@ -79,6 +84,11 @@ impl Executor {
             state_path,
             state_dirty: true,
             exit: None,
+            listener: Some(
+                tokio::net::UnixListener::from_std(socket.0)
+                    .expect("the socket is non-blocking and inside a runtime"),
+            ),
+            socket_path: socket.1,
         }
     }
 
@@ -95,6 +105,9 @@ impl Executor {
             .any(|c| c.memory_limit.is_some());
         let mut memory = tokio::time::interval(MEMORY_CHECK);
         let mut stop_requests = 0;
+        let (calls_tx, mut calls) = mpsc::channel::<Call>(16);
+        let listener = self.listener.take().expect("run is called once");
+        let server = tokio::spawn(server::serve(listener, calls_tx));
         let first = self.sup.start(std::time::Instant::now());
         self.apply(first);
         while self.exit.is_none() {
@@ -111,6 +124,10 @@ impl Executor {
                     self.handle(Event::Shutdown { force: stop_requests > 1 });
                 }
                 Some(event) = self.rx.recv() => self.handle(event),
+                Some((request, reply)) = calls.recv() => {
+                    let response = self.request(request);
+                    let _ = reply.send(response);
+                }
                 () = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = memory.tick(), if watch_memory => self.check_memory(),
             }
@@ -118,6 +135,8 @@ impl Executor {
         for pump in self.pumps.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
         }
+        server.abort();
+        let _ = std::fs::remove_file(&self.socket_path);
         let _ = std::fs::remove_file(&self.state_path);
         self.guardian.dismiss();
         Ok(self.exit.unwrap_or(1))
@@ -382,6 +401,163 @@ impl Executor {
             .entry(member)
             .or_default()
             .push(task.abort_handle());
+    }
+
+    fn request(&mut self, request: Request) -> Response {
+        let ids = |names: &[String]| -> Result<Vec<usize>, Response> {
+            names
+                .iter()
+                .map(|n| {
+                    self.stack.service_id(n).ok_or_else(|| Response::Error {
+                        message: format!("no service `{n}` in stack `{}`", self.stack.name),
+                    })
+                })
+                .collect()
+        };
+        match request {
+            Request::Status { services } => match ids(&services) {
+                Ok(ids) => Response::Status(self.status(&ids)),
+                Err(e) => e,
+            },
+            Request::Why { service } => match ids(std::slice::from_ref(&service)) {
+                Ok(ids) => Response::Why {
+                    lines: self.why(ids[0]),
+                },
+                Err(e) => e,
+            },
+            Request::Stop { services } => match ids(&services) {
+                Ok(ids) => self.order(Event::Stop { services: ids }, "stopping", &services),
+                Err(e) => e,
+            },
+            Request::Start { services } => match ids(&services) {
+                Ok(ids) => self.order(Event::Start { services: ids }, "starting", &services),
+                Err(e) => e,
+            },
+            Request::Restart { services, hard } => match ids(&services) {
+                Ok(ids) => self.order(
+                    Event::Restart {
+                        services: ids,
+                        hard,
+                    },
+                    "restarting",
+                    &services,
+                ),
+                Err(e) => e,
+            },
+            Request::Down => {
+                self.order(Event::Shutdown { force: false }, "stopping the stack", &[])
+            }
+        }
+    }
+
+    fn order(&mut self, event: Event, verb: &str, services: &[String]) -> Response {
+        self.handle(event);
+        Response::Done {
+            lines: vec![format!("{verb} {}", services.join(", "))
+                .trim_end()
+                .to_owned()],
+        }
+    }
+
+    fn status(&self, ids: &[usize]) -> StatusReport {
+        let ids: Vec<usize> = if ids.is_empty() {
+            (0..self.stack.services.len()).collect()
+        } else {
+            ids.to_vec()
+        };
+        let live: Vec<nix::unistd::Pid> = self
+            .sup
+            .members
+            .iter()
+            .filter_map(|m| m.phase.pid())
+            .collect();
+        let memory: HashMap<nix::unistd::Pid, u64> = live
+            .iter()
+            .copied()
+            .zip(procfs::group_rss_bytes(&live))
+            .collect();
+        let now = std::time::Instant::now();
+        let services = ids
+            .into_iter()
+            .map(|sid| {
+                let members = self.sup.by_service[sid]
+                    .iter()
+                    .map(|&id| {
+                        let m = &self.sup.members[id];
+                        let command = &self.stack.services[sid].commands[m.cid];
+                        MemberStatus {
+                            command: command.name.clone(),
+                            instance: m.index,
+                            state: m.phase.name().to_owned(),
+                            pid: m.phase.pid().map(nix::unistd::Pid::as_raw),
+                            port: command.instances[m.index].port,
+                            restarts: m.restarts,
+                            exit_code: match m.last_exit {
+                                Some(spawn::ExitStatus::Code(code)) => Some(code),
+                                _ => None,
+                            },
+                            uptime: match m.phase {
+                                Phase::Running { since, .. } => {
+                                    Some(now.duration_since(since).as_secs())
+                                }
+                                _ => None,
+                            },
+                            memory: m.phase.pid().and_then(|pid| memory.get(&pid).copied()),
+                        }
+                    })
+                    .collect();
+                let why = self.sup.why_down(sid);
+                ServiceStatus {
+                    name: self.stack.services[sid].name.clone(),
+                    state: if why.is_none() { "up" } else { "down" }.to_owned(),
+                    members,
+                    why,
+                }
+            })
+            .collect();
+        StatusReport { services }
+    }
+
+    /// Why `sid` is not up: down the chain of dependencies, the last failure
+    /// of each member that is not ready, and the end of its log.
+    fn why(&self, sid: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut at = Some(sid);
+        while let Some(sid) = at.take() {
+            let name = &self.stack.services[sid].name;
+            let Some(why) = self.sup.why_down(sid) else {
+                lines.push(format!("{name} is up"));
+                break;
+            };
+            lines.push(format!("{name} is down: {why}"));
+            at = self.stack.services[sid]
+                .depends_on
+                .iter()
+                .copied()
+                .find(|&d| self.sup.why_down(d).is_some());
+            if at.is_some() {
+                continue;
+            }
+            for &id in &self.sup.by_service[sid] {
+                let m = &self.sup.members[id];
+                if matches!(m.phase, Phase::Running { .. } | Phase::Completed) {
+                    continue;
+                }
+                lines.push(format!("  {} is {}", m.label, m.phase.name()));
+                if let Some(failure) = &m.last_failure {
+                    lines.push(format!("  last failure: {failure}"));
+                }
+                if let Some(log) = &self.logs[id] {
+                    let path = log.lock().expect("log lock").path().to_path_buf();
+                    let tail = logs::tail(&path, 5);
+                    if !tail.is_empty() {
+                        lines.push(format!("  last lines of {}:", path.display()));
+                        lines.extend(tail.into_iter().map(|l| format!("    {l}")));
+                    }
+                }
+            }
+        }
+        lines
     }
 
     /// Record the live member groups, for the next orch if this one crashes.

@@ -1,0 +1,82 @@
+//! The control protocol: one JSON object per line each way. A client sends
+//! `{"version": 1, "request": {...}}` and reads one response line.
+//! Requests larger than [`MAX_REQUEST`] bytes are refused with an error reply.
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+/// Longest request line accepted.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub version: u32,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The state of the named services (all when empty).
+    Status { services: Vec<String> },
+    /// Why a service is not up.
+    Why { service: String },
+    /// Send each member its restart signal; `hard` stops and starts them instead.
+    Restart { services: Vec<String>, hard: bool },
+    /// Stop services, their dependents first.
+    Stop { services: Vec<String> },
+    /// Start services, their dependencies first.
+    Start { services: Vec<String> },
+    /// Stop the whole stack, as SIGTERM to `orch up` does.
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusReport),
+    Why {
+        lines: Vec<String>,
+    },
+    /// Done; what orch did, for the user.
+    Done {
+        lines: Vec<String>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// `orch status --json` (a contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub services: Vec<ServiceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// `up` or `down`.
+    pub state: String,
+    pub members: Vec<MemberStatus>,
+    /// Why it is down; not part of the JSON contract.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub command: String,
+    pub instance: usize,
+    pub state: String,
+    pub pid: Option<i32>,
+    pub port: Option<u16>,
+    pub restarts: u32,
+    pub exit_code: Option<i32>,
+    /// Seconds since it became ready; not part of the JSON contract.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uptime: Option<u64>,
+    /// Resident memory of its process group in bytes; not part of the JSON contract.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub memory: Option<u64>,
+}
