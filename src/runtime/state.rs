@@ -913,3 +913,245 @@ pub fn backoff_delay(base: Duration, streak: u32, seed: u64) -> Duration {
     let factor = 0.9 + (seed % 201) as f64 / 1000.0;
     capped.mul_f64(factor)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn stack(yaml: &str) -> Arc<Stack> {
+        Arc::new(Stack::from_text(Path::new("/tmp/t/stack.yaml"), yaml).unwrap())
+    }
+
+    const CHAIN: &str = "
+services:
+  db:
+    commands:
+      pg: { command: pg, respawn_count: 2, respawn_backoff: 100ms }
+  api:
+    depends_on: [db]
+    commands:
+      web: { command: web }
+";
+
+    fn spawns(actions: &[Action]) -> Vec<MemberId> {
+        actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Spawn { member, .. } = a {
+                    Some(*member)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn spawned(sup: &mut Supervision, member: MemberId, pid: i32, now: Instant) -> Vec<Action> {
+        let generation = sup.members[member].generation;
+        sup.handle(
+            Event::Spawned {
+                member,
+                generation,
+                pid: Pid::from_raw(pid),
+            },
+            now,
+        )
+    }
+
+    fn exited(sup: &mut Supervision, member: MemberId, code: i32, now: Instant) -> Vec<Action> {
+        let generation = sup.members[member].generation;
+        sup.handle(
+            Event::Exited {
+                member,
+                generation,
+                status: ExitStatus::Code(code),
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn dependents_wait_until_dependencies_are_up() {
+        let now = Instant::now();
+        let mut sup = Supervision::new(stack(CHAIN), &[], false);
+        assert_eq!(spawns(&sup.start(now)), vec![0], "only db starts first");
+        // Ready at once (no port, no probe): api may start.
+        assert_eq!(spawns(&spawned(&mut sup, 0, 10, now)), vec![1]);
+        assert!(sup.service_up(0));
+    }
+
+    #[test]
+    fn a_failing_member_backs_off_then_is_disabled_and_blocks_dependents() {
+        let t0 = Instant::now();
+        let mut sup = Supervision::new(stack(CHAIN), &[], false);
+        sup.start(t0);
+        spawned(&mut sup, 0, 10, t0);
+        // Two restarts are allowed; the third failure disables.
+        for (i, pid) in [11, 12].into_iter().enumerate() {
+            let actions = exited(&mut sup, 0, 1, t0);
+            assert!(
+                matches!(sup.members[0].phase, Phase::Backoff { .. }),
+                "failure {i}"
+            );
+            let Some(Action::SetTimer { at, generation, .. }) = actions
+                .iter()
+                .find(|a| matches!(a, Action::SetTimer { .. }))
+                .cloned()
+            else {
+                panic!("a restart timer is set")
+            };
+            assert!(at > t0);
+            let actions = sup.handle(
+                Event::Timer {
+                    member: 0,
+                    generation,
+                    timer: Timer::Restart,
+                },
+                at,
+            );
+            assert_eq!(spawns(&actions), vec![0]);
+            spawned(&mut sup, 0, pid, at);
+        }
+        let actions = exited(&mut sup, 0, 1, t0);
+        assert!(matches!(sup.members[0].phase, Phase::Failed { .. }));
+        assert!(sup.service_dead(0) && sup.service_dead(1));
+        assert_eq!(sup.members[0].restarts, 2);
+        // api was started when db was up; db's failure does not stop it, and
+        // orch keeps running while api does.
+        assert!(!actions.iter().any(|a| matches!(a, Action::Exit(_))));
+    }
+
+    #[test]
+    fn a_dependent_of_a_failed_service_never_starts_and_orch_exits_1() {
+        let yaml = "
+services:
+  db:
+    commands:
+      init: { command: init, when_to_run: once, respawn_count: 0 }
+  api:
+    depends_on: [db]
+    commands:
+      web: { command: web }
+";
+        let now = Instant::now();
+        let mut sup = Supervision::new(stack(yaml), &[], false);
+        sup.start(now);
+        spawned(&mut sup, 0, 10, now);
+        let actions = exited(&mut sup, 0, 1, now);
+        assert!(spawns(&actions).is_empty());
+        assert!(actions.contains(&Action::Say {
+            member: None,
+            text: "api: not started: db failed".into()
+        }));
+        assert_eq!(actions.last(), Some(&Action::Exit(1)));
+    }
+
+    #[test]
+    fn once_commands_that_complete_let_dependents_start_and_end_with_0() {
+        let yaml = "
+services:
+  init:
+    commands:
+      a: { command: a, when_to_run: once }
+  job:
+    depends_on: [init]
+    commands:
+      b: { command: b, when_to_run: once }
+";
+        let now = Instant::now();
+        let mut sup = Supervision::new(stack(yaml), &[], false);
+        sup.start(now);
+        assert!(
+            spawns(&spawned(&mut sup, 0, 10, now)).is_empty(),
+            "running is not completed"
+        );
+        assert_eq!(spawns(&exited(&mut sup, 0, 0, now)), vec![1]);
+        spawned(&mut sup, 1, 11, now);
+        assert_eq!(exited(&mut sup, 1, 0, now).last(), Some(&Action::Exit(0)));
+    }
+
+    #[test]
+    fn shutdown_stops_dependents_first() {
+        let now = Instant::now();
+        let mut sup = Supervision::new(stack(CHAIN), &[], false);
+        sup.start(now);
+        spawned(&mut sup, 0, 10, now);
+        spawned(&mut sup, 1, 20, now);
+        let signalled = |actions: &[Action]| -> Vec<i32> {
+            actions
+                .iter()
+                .filter_map(|a| {
+                    if let Action::Signal { pid, .. } = a {
+                        Some(pid.as_raw())
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
+        let actions = sup.handle(Event::Shutdown { force: false }, now);
+        assert_eq!(signalled(&actions), vec![20], "api first");
+        let actions = exited(&mut sup, 1, 0, now);
+        assert_eq!(signalled(&actions), vec![10], "then db");
+        assert_eq!(exited(&mut sup, 0, 0, now).last(), Some(&Action::Exit(0)));
+    }
+
+    #[test]
+    fn stale_events_are_ignored() {
+        let now = Instant::now();
+        let mut sup = Supervision::new(stack(CHAIN), &[], false);
+        sup.start(now);
+        spawned(&mut sup, 0, 10, now);
+        let old = sup.members[0].generation - 1;
+        let actions = sup.handle(
+            Event::Exited {
+                member: 0,
+                generation: old,
+                status: ExitStatus::Code(1),
+            },
+            now,
+        );
+        assert!(actions
+            .iter()
+            .all(|a| !matches!(a, Action::Spawn { .. } | Action::SetTimer { .. })));
+        assert!(matches!(sup.members[0].phase, Phase::Running { .. }));
+    }
+
+    #[test]
+    fn a_restart_signal_exit_restarts_at_once_uncounted() {
+        let now = Instant::now();
+        let mut sup = Supervision::new(stack(CHAIN), &[], false);
+        sup.start(now);
+        spawned(&mut sup, 0, 10, now);
+        let actions = sup.handle(
+            Event::Restart {
+                services: vec![0],
+                hard: false,
+            },
+            now,
+        );
+        assert!(actions.contains(&Action::Signal {
+            member: 0,
+            pid: Pid::from_raw(10),
+            signal: Signal::SIGHUP
+        }));
+        assert_eq!(spawns(&exited(&mut sup, 0, 0, now)), vec![0]);
+        assert_eq!(sup.members[0].restarts, 0);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for streak in 0..6 {
+            let d = backoff_delay(base, streak, 7);
+            let expected = (base * 2u32.pow(streak)).min(MAX_BACKOFF);
+            assert!(
+                d >= expected.mul_f64(0.9) && d <= expected.mul_f64(1.1),
+                "{streak}: {d:?}"
+            );
+        }
+        assert_eq!(backoff_delay(Duration::ZERO, 3, 7), Duration::ZERO);
+        assert!(backoff_delay(Duration::from_secs(30), 2, 0) >= Duration::from_secs(27));
+    }
+}
