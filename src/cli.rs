@@ -143,6 +143,12 @@ pub enum Command {
         #[command(flatten)]
         file: FileArg,
     },
+    /// Read the stack file again and apply the difference (as SIGHUP to `orch up`).
+    #[command(after_help = EXIT_CODES)]
+    Reload {
+        #[command(flatten)]
+        file: FileArg,
+    },
     /// Kill the members of an orch that died (started by `orch up` itself).
     #[command(hide = true)]
     Guard,

@@ -102,6 +102,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Down { file: f } => {
             print_lines(control_call(&file(&f), control::protocol::Request::Down)?)?
         }
+        Command::Reload { file: f } => {
+            print_lines(control_call(&file(&f), control::protocol::Request::Reload)?)?
+        }
         Command::Logs {
             services,
             file: f,
@@ -130,7 +133,16 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Graph { file: f, format } => {
             let stack = Stack::load(&file(&f))?;
             match format {
-                GraphFormat::Tree => print!("{}", output::tree(&stack)),
+                GraphFormat::Tree => {
+                    let live = match control::client::call(
+                        &stack.file,
+                        control::protocol::Request::Status { services: vec![] },
+                    ) {
+                        Ok(control::protocol::Response::Status(report)) => Some(report),
+                        _ => None,
+                    };
+                    print!("{}", output::tree(&stack, live.as_ref()));
+                }
                 GraphFormat::Dot => print!("{}", output::dot(&stack)),
                 GraphFormat::Mermaid => print!("{}", output::mermaid(&stack)),
                 GraphFormat::Json => println!("{:#}", output::graph_json(&stack)),
@@ -202,8 +214,12 @@ fn control_call(
     file: &Path,
     request: control::protocol::Request,
 ) -> Result<control::protocol::Response, Error> {
-    let stack = Stack::load(file)?;
-    match control::client::call(&stack.file, request) {
+    // Found by the absolute path, so a file being edited need not be valid.
+    let absolute = std::path::absolute(file).map_err(|e| Error::Usage {
+        message: format!("cannot resolve the stack file {}: {e}", file.display()),
+        help: None,
+    })?;
+    match control::client::call(&absolute, request) {
         Ok(control::protocol::Response::Error { message }) => Err(Error::Usage {
             message,
             help: None,

@@ -10,7 +10,20 @@ use crate::model::{Service, ServiceId, Stack};
 /// A tree in the manner of `cargo tree`: each service nothing depends on,
 /// with its dependencies below it; a service whose dependencies were shown
 /// before is marked `(*)`.
-pub fn tree(stack: &Stack) -> String {
+///
+/// With the `live` status of a running stack, each service also shows its
+/// state, and the critical chain of the start-up follows the tree.
+pub fn tree(stack: &Stack, live: Option<&crate::control::protocol::StatusReport>) -> String {
+    let state = |id: ServiceId| {
+        let s = live?
+            .services
+            .iter()
+            .find(|s| s.name == stack.services[id].name)?;
+        Some(match &s.why {
+            None => " {up}".to_owned(),
+            Some(why) => format!(" {{down: {why}}}"),
+        })
+    };
     let mut out = String::new();
     let mut shown = vec![false; stack.services.len()];
     // (service, prefix of its own line, prefix of the lines below it)
@@ -23,6 +36,7 @@ pub fn tree(stack: &Stack) -> String {
         let service = &stack.services[id];
         out.push_str(&first);
         out.push_str(&service.name);
+        out.push_str(&state(id).unwrap_or_default());
         if std::mem::replace(&mut shown[id], true) && !service.depends_on.is_empty() {
             out.push_str(" (*)\n");
             continue;
@@ -36,7 +50,58 @@ pub fn tree(stack: &Stack) -> String {
             todo.push((dep, branch, below));
         }
     }
+    if let Some(live) = live {
+        out.push_str(&critical_chain(stack, live));
+    }
     out
+}
+
+/// The chain of dependencies that decided how long start-up took: from the
+/// service that came up last, each time to its dependency that came up last,
+/// with when each came up and how long after that dependency.
+pub fn critical_chain(stack: &Stack, live: &crate::control::protocol::StatusReport) -> String {
+    let up_at = |id: ServiceId| {
+        live.services
+            .iter()
+            .find(|s| s.name == stack.services[id].name)?
+            .up_after_ms
+    };
+    let Some(mut at) = (0..stack.services.len())
+        .filter(|&id| up_at(id).is_some())
+        .max_by_key(|&id| up_at(id))
+    else {
+        return String::new();
+    };
+    let mut out = format!(
+        "\ncritical chain (start-up took {}):\n",
+        ms(up_at(at).unwrap_or(0))
+    );
+    loop {
+        let time = up_at(at).unwrap_or(0);
+        let before = stack.services[at]
+            .depends_on
+            .iter()
+            .copied()
+            .filter(|&d| up_at(d).is_some())
+            .max_by_key(|&d| up_at(d));
+        let own = time - before.and_then(up_at).unwrap_or(0).min(time);
+        let _ = writeln!(
+            out,
+            "  {} up at {} (+{})",
+            stack.services[at].name,
+            ms(time),
+            ms(own)
+        );
+        match before {
+            Some(d) => at = d,
+            None => break,
+        }
+    }
+    out
+}
+
+fn ms(ms: u64) -> String {
+    duration(std::time::Duration::from_millis(ms))
 }
 
 /// ` [commands] -> LOCATORS` and the end of the line.

@@ -29,6 +29,8 @@ pub enum Request {
     Start { services: Vec<String> },
     /// Stop the whole stack, as SIGTERM to `orch up` does.
     Down,
+    /// Read the stack file again and apply the difference, as SIGHUP does.
+    Reload,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub struct ServiceStatus {
     /// Why it is down; not part of the JSON contract.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub why: Option<String>,
+    /// Milliseconds from the start of `orch up` until it was first up; not part of the JSON contract.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub up_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

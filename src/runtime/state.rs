@@ -102,7 +102,7 @@ pub struct Member {
 }
 
 /// Something that happened, for [`Supervision::handle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Event {
     Spawned {
         member: MemberId,
@@ -157,6 +157,11 @@ pub enum Event {
         services: Vec<ServiceId>,
         hard: bool,
     },
+    /// Apply a new version of the stack: stop what was removed or changed
+    /// (and what depends on it), then start what is new or changed.
+    Reload {
+        stack: Arc<Stack>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -199,6 +204,9 @@ pub enum Action {
     },
     /// Everything is done: exit with this code.
     Exit(u8),
+    /// A reload took effect: [`Supervision::stack`] is the new stack, and
+    /// members may have been added (their ids follow the old ones).
+    Swapped,
 }
 
 /// Every member of the selected services, and the rules that move them.
@@ -219,6 +227,12 @@ pub struct Supervision {
     abort_on_failure: bool,
     shutting_down: bool,
     exited: bool,
+    /// A reload waiting for its services to stop: the new stack, and the
+    /// names of the services being replaced.
+    reload: Option<(Arc<Stack>, Vec<String>)>,
+    /// When supervision started, and when each service was first up.
+    started: Option<Instant>,
+    pub up_at: Vec<Option<Duration>>,
 }
 
 impl Supervision {
@@ -231,31 +245,9 @@ impl Supervision {
         }
         let mut members = Vec::new();
         let mut by_service = vec![Vec::new(); n];
-        for (sid, service) in stack.services.iter().enumerate() {
-            for (cid, command) in service.commands.iter().enumerate() {
-                for index in 0..command.instances.len() {
-                    let label = if command.instances.len() > 1 {
-                        format!("{}.{}.{index}", service.name, command.name)
-                    } else {
-                        format!("{}.{}", service.name, command.name)
-                    };
-                    by_service[sid].push(members.len());
-                    members.push(Member {
-                        sid,
-                        cid,
-                        index,
-                        label,
-                        phase: Phase::Pending,
-                        generation: 0,
-                        recent: VecDeque::new(),
-                        restarts: 0,
-                        streak: 0,
-                        last_exit: None,
-                        last_failure: None,
-                        restart_until: None,
-                    });
-                }
-            }
+        for member in member_slots(&stack) {
+            by_service[member.sid].push(members.len());
+            members.push(member);
         }
         Self {
             stack,
@@ -268,11 +260,15 @@ impl Supervision {
             abort_on_failure,
             shutting_down: false,
             exited: false,
+            reload: None,
+            started: None,
+            up_at: vec![None; n],
         }
     }
 
     /// The first decisions: start what has no dependencies.
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
+        self.started = Some(now);
         let mut out = Vec::new();
         self.schedule(now, &mut out);
         out
@@ -343,6 +339,7 @@ impl Supervision {
             Event::Shutdown { force } => self.shutdown(force, now, &mut out),
             Event::Stop { services } => self.stop_services(&services, &mut out),
             Event::Start { services } => self.start_services(&services, &mut out),
+            Event::Reload { stack } => self.reload(stack, &mut out),
             Event::Restart { services, hard } => {
                 self.restart_services(&services, hard, now, &mut out)
             }
@@ -656,6 +653,14 @@ impl Supervision {
             return;
         }
         self.progress_stops(now, out);
+        self.swap(out);
+        if let Some(started) = self.started {
+            for sid in 0..self.stack.services.len() {
+                if self.up_at[sid].is_none() && self.wanted[sid] && self.service_up(sid) {
+                    self.up_at[sid] = Some(now.duration_since(started));
+                }
+            }
+        }
         if self.shutting_down {
             if self.members.iter().all(|m| m.phase.pid().is_none()) {
                 self.finish(out);
@@ -843,6 +848,171 @@ impl Supervision {
         }
     }
 
+    /// Start a reload: say what changed, stop the services it replaces
+    /// (dependents first); [`Supervision::swap`] finishes it once they are down.
+    fn reload(&mut self, new: Arc<Stack>, out: &mut Vec<Action>) {
+        if self.shutting_down {
+            return;
+        }
+        let old = Arc::clone(&self.stack);
+        let present = |stack: &Stack, name: &str| stack.service_id(name);
+        let added: Vec<&str> = new
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| present(&old, n).is_none())
+            .collect();
+        let mut gone = Vec::new();
+        let mut changed = Vec::new();
+        for (sid, service) in old.services.iter().enumerate() {
+            match present(&new, &service.name) {
+                None => gone.push(sid),
+                Some(nid) if !same_service(&old, sid, &new, nid) => changed.push(sid),
+                Some(_) => {}
+            }
+        }
+        let replaced = old
+            .dag
+            .dependents_closure(&[gone.clone(), changed.clone()].concat());
+        let names = |ids: &[ServiceId]| {
+            ids.iter()
+                .map(|&s| old.services[s].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let dependents: Vec<ServiceId> = replaced
+            .iter()
+            .copied()
+            .filter(|s| !gone.contains(s) && !changed.contains(s))
+            .collect();
+        let mut parts = Vec::new();
+        if !added.is_empty() {
+            parts.push(format!("added {}", added.join(", ")));
+        }
+        if !gone.is_empty() {
+            parts.push(format!("removed {}", names(&gone)));
+        }
+        if !changed.is_empty() {
+            parts.push(format!("changed {}", names(&changed)));
+        }
+        if !dependents.is_empty() {
+            parts.push(format!(
+                "restarting what depends on them: {}",
+                names(&dependents)
+            ));
+        }
+        if parts.is_empty() {
+            out.push(Action::Say {
+                member: None,
+                text: "reload: nothing changed".into(),
+            });
+            return;
+        }
+        out.push(Action::Say {
+            member: None,
+            text: format!("reload: {}", parts.join("; ")),
+        });
+        for &sid in &replaced {
+            self.stopping[sid] = true;
+            for &m in &self.by_service[sid] {
+                let member = &mut self.members[m];
+                if matches!(
+                    member.phase,
+                    Phase::Pending | Phase::Backoff { .. } | Phase::Failed { .. }
+                ) {
+                    member.phase = Phase::Stopped;
+                    member.generation += 1;
+                }
+            }
+        }
+        self.reload = Some((
+            new,
+            replaced
+                .iter()
+                .map(|&s| old.services[s].name.clone())
+                .collect(),
+        ));
+    }
+
+    /// Finish a reload once the services it replaces have stopped: members
+    /// of unchanged services keep their ids and processes, replaced ones
+    /// start afresh, new ones are added after the existing ids.
+    fn swap(&mut self, out: &mut Vec<Action>) {
+        let Some((_, replaced)) = &self.reload else {
+            return;
+        };
+        let still_running = replaced
+            .iter()
+            .filter_map(|name| self.stack.service_id(name))
+            .any(|sid| {
+                self.by_service[sid]
+                    .iter()
+                    .any(|&m| self.members[m].phase.pid().is_some())
+            });
+        if still_running {
+            return;
+        }
+        let (new, replaced) = self.reload.take().expect("checked above");
+        let old = std::mem::replace(&mut self.stack, Arc::clone(&new));
+        let mut by_label: std::collections::HashMap<String, MemberId> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(id, m)| (m.label.clone(), id))
+            .collect();
+        let n = new.services.len();
+        let mut by_service = vec![Vec::new(); n];
+        for slot in member_slots(&new) {
+            let sid = slot.sid;
+            let id = match by_label.remove(&slot.label) {
+                Some(id) => {
+                    let member = &mut self.members[id];
+                    (member.sid, member.cid, member.index) = (slot.sid, slot.cid, slot.index);
+                    if replaced.contains(&new.services[sid].name)
+                        || old.service_id(&new.services[sid].name).is_none()
+                    {
+                        self.members[id] = Member {
+                            generation: self.members[id].generation + 1,
+                            ..slot
+                        };
+                    }
+                    id
+                }
+                None => {
+                    self.members.push(slot);
+                    self.members.len() - 1
+                }
+            };
+            by_service[sid].push(id);
+        }
+        // Members of removed commands stay behind as stopped entries that no service lists.
+        for id in by_label.into_values() {
+            self.members[id].phase = Phase::Stopped;
+            self.members[id].generation += 1;
+        }
+        let by_name =
+            |v: &[bool], name: &str, default: bool| old.service_id(name).map_or(default, |o| v[o]);
+        self.wanted = new
+            .services
+            .iter()
+            .map(|s| by_name(&self.wanted, &s.name, true))
+            .collect();
+        self.held = new
+            .services
+            .iter()
+            .map(|s| !replaced.contains(&s.name) && by_name(&self.held, &s.name, false))
+            .collect();
+        self.up_at = new
+            .services
+            .iter()
+            .map(|s| old.service_id(&s.name).and_then(|o| self.up_at[o]))
+            .collect();
+        self.told_blocked = vec![false; n];
+        self.stopping = vec![false; n];
+        self.by_service = by_service;
+        out.push(Action::Swapped);
+    }
+
     /// Back to pending, with a fresh respawn count.
     fn reset(&mut self, m: MemberId) {
         let member = &mut self.members[m];
@@ -899,6 +1069,52 @@ impl Supervision {
             .count();
         out.push(Action::Exit(u8::from(failed > 0)));
     }
+}
+
+/// A pending member for each process of each command, in file order.
+fn member_slots(stack: &Stack) -> Vec<Member> {
+    let mut slots = Vec::new();
+    for (sid, service) in stack.services.iter().enumerate() {
+        for (cid, command) in service.commands.iter().enumerate() {
+            for index in 0..command.instances.len() {
+                let label = if command.instances.len() > 1 {
+                    format!("{}.{}.{index}", service.name, command.name)
+                } else {
+                    format!("{}.{}", service.name, command.name)
+                };
+                slots.push(Member {
+                    sid,
+                    cid,
+                    index,
+                    label,
+                    phase: Phase::Pending,
+                    generation: 0,
+                    recent: VecDeque::new(),
+                    restarts: 0,
+                    streak: 0,
+                    last_exit: None,
+                    last_failure: None,
+                    restart_until: None,
+                });
+            }
+        }
+    }
+    slots
+}
+
+/// Whether a service runs exactly the same way in both stacks: the same
+/// commands and expansions, dependencies, locators and environment.
+fn same_service(old: &Stack, o: ServiceId, new: &Stack, n: ServiceId) -> bool {
+    let (a, b) = (&old.services[o], &new.services[n]);
+    let names = |stack: &Stack, ids: &[ServiceId]| {
+        ids.iter()
+            .map(|&i| stack.services[i].name.clone())
+            .collect::<Vec<_>>()
+    };
+    a.commands == b.commands
+        && a.provides == b.provides
+        && names(old, &a.depends_on) == names(new, &b.depends_on)
+        && old.service_env(o) == new.service_env(n)
 }
 
 /// `base` doubled for each failure in the streak, capped at [`MAX_BACKOFF`]

@@ -53,6 +53,8 @@ pub struct Executor {
     exit: Option<u8>,
     listener: Option<tokio::net::UnixListener>,
     socket_path: PathBuf,
+    /// Identities for the stack a reload is about to swap in.
+    pending_identities: Option<HashMap<(usize, usize), Identity>>,
 }
 
 impl Executor {
@@ -89,6 +91,7 @@ impl Executor {
                     .expect("the socket is non-blocking and inside a runtime"),
             ),
             socket_path: socket.1,
+            pending_identities: None,
         }
     }
 
@@ -97,6 +100,7 @@ impl Executor {
         let mut sigchld = signal(SignalKind::child())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
         let watch_memory = self
             .stack
             .services
@@ -122,6 +126,9 @@ impl Executor {
                 _ = sigterm.recv() => {
                     stop_requests += 1;
                     self.handle(Event::Shutdown { force: stop_requests > 1 });
+                }
+                _ = sighup.recv() => {
+                    let _ = self.reload();
                 }
                 Some(event) = self.rx.recv() => self.handle(event),
                 Some((request, reply)) = calls.recv() => {
@@ -272,6 +279,13 @@ impl Executor {
                 }
             }
             Action::Exit(code) => self.exit = Some(code),
+            Action::Swapped => {
+                self.stack = Arc::clone(&self.sup.stack);
+                self.logs.resize(self.sup.members.len(), None);
+                if let Some(identities) = self.pending_identities.take() {
+                    self.identities = identities;
+                }
+            }
         }
         Vec::new()
     }
@@ -447,6 +461,40 @@ impl Executor {
             Request::Down => {
                 self.order(Event::Shutdown { force: false }, "stopping the stack", &[])
             }
+            Request::Reload => match self.reload() {
+                Ok(()) => Response::Done {
+                    lines: vec!["reloading; orch's console says what changed".into()],
+                },
+                Err(message) => Response::Error { message },
+            },
+        }
+    }
+
+    /// Read the stack file again; apply it when it is valid, otherwise say
+    /// why and change nothing.
+    fn reload(&mut self) -> Result<(), String> {
+        let loaded =
+            Stack::load(&self.stack.file).map_err(|e| format!("{:?}", miette::Report::new(e)));
+        let checked = loaded.and_then(|stack| {
+            let wanted = |_| true;
+            let identities = super::identities(&stack, &wanted)
+                .map_err(|e| format!("{:?}", miette::Report::new(e)))?;
+            Ok((stack, identities))
+        });
+        match checked {
+            Ok((stack, identities)) => {
+                self.pending_identities = Some(identities);
+                self.handle(Event::Reload {
+                    stack: Arc::new(stack),
+                });
+                Ok(())
+            }
+            Err(report) => {
+                self.console
+                    .say("reload: the stack file is not valid; everything keeps running unchanged");
+                eprintln!("{report}");
+                Err(report)
+            }
         }
     }
 
@@ -512,6 +560,8 @@ impl Executor {
                     state: if why.is_none() { "up" } else { "down" }.to_owned(),
                     members,
                     why,
+                    up_after_ms: self.sup.up_at[sid]
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 }
             })
             .collect();
