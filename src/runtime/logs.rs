@@ -11,7 +11,6 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use super::console::Console;
@@ -187,27 +186,53 @@ impl Sink {
 
 /// Copy a member's stdout and stderr into `sink` until both are closed.
 pub async fn pump(stdout: OwnedFd, stderr: OwnedFd, mut sink: Sink) {
-    let (Ok(mut out), Ok(mut err)) = (
+    let (Ok(out), Ok(err)) = (
         pipe::Receiver::from_owned_fd(stdout),
         pipe::Receiver::from_owned_fd(stderr),
     ) else {
         sink.console.say("cannot read a member's output");
         return;
     };
-    let mut out_buf = vec![0u8; 256 * 1024];
-    let mut err_buf = vec![0u8; 64 * 1024];
     let (mut out_rest, mut err_rest) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
     while out_open || err_open {
         tokio::select! {
-            n = out.read(&mut out_buf), if out_open => {
-                out_open = take(n, &out_buf, &mut out_rest, &mut sink);
+            ready = out.readable(), if out_open => {
+                out_open = ready.is_ok() && drain(&out, &mut out_rest, &mut sink);
+                if ready.is_err() { take(Ok(0), &[], &mut out_rest, &mut sink); }
             }
-            n = err.read(&mut err_buf), if err_open => {
-                err_open = take(n, &err_buf, &mut err_rest, &mut sink);
+            ready = err.readable(), if err_open => {
+                err_open = ready.is_ok() && drain(&err, &mut err_rest, &mut sink);
+                if ready.is_err() { take(Ok(0), &[], &mut err_rest, &mut sink); }
             }
         }
     }
+}
+
+thread_local! {
+    /// One read buffer for every pump: they all run on the supervisor's
+    /// thread and never hold it across an await, so idle members cost no
+    /// buffer memory.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 256 * 1024]);
+}
+
+/// Read what a ready pipe holds (a bounded number of reads, so one busy
+/// member cannot starve the others); whether it is still open.
+fn drain(pipe: &pipe::Receiver, rest: &mut Vec<u8>, sink: &mut Sink) -> bool {
+    SCRATCH.with_borrow_mut(|buf| {
+        for _ in 0..16 {
+            match pipe.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                read => {
+                    if !take(read, buf, rest, sink) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    })
 }
 
 /// Hand the complete lines of a read to the sink, keeping a partial last

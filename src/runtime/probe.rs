@@ -43,10 +43,7 @@ pub async fn until_ready(
             ),
         };
         if Instant::now() + interval >= deadline {
-            return Err(format!(
-                "not ready after {}: {last}",
-                crate::output::duration(limit)
-            ));
+            return Err(format!("after {}: {last}", crate::output::duration(limit)));
         }
         tokio::time::sleep(interval).await;
     }
@@ -137,6 +134,9 @@ pub async fn run(program: &Program, ctx: &Context, limit: Duration) -> Result<()
     };
     let (spawned, status) = ctx.reaper.spawn_task(&spec).map_err(|e| e.to_string())?;
     let pid = spawned.pid;
+    // Kills the command's process group when this future ends, however it
+    // ends: a caller's timeout or a cancelled probe drops it mid-run.
+    let _group = KillGroupOnDrop(pid);
     let output = async move {
         let mut text = Vec::new();
         for fd in [spawned.stdout, spawned.stderr] {
@@ -160,12 +160,19 @@ pub async fn run(program: &Program, ctx: &Context, limit: Duration) -> Result<()
             })
         }
         Ok((_, Err(_))) => Err(format!("`{program}` vanished")),
-        Err(_) => {
-            let _ = spawn::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-            Err(format!(
-                "`{program}` took longer than {}",
-                crate::output::duration(limit)
-            ))
-        }
+        Err(_) => Err(format!(
+            "`{program}` took longer than {}",
+            crate::output::duration(limit)
+        )),
+    }
+}
+
+/// SIGKILL to a probe or monitor command's process group when dropped: what
+/// the command left behind once it exited, or all of it when it is abandoned.
+struct KillGroupOnDrop(nix::unistd::Pid);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = spawn::signal_group(self.0, nix::sys::signal::Signal::SIGKILL);
     }
 }

@@ -101,6 +101,12 @@ pub fn process_start_time(pid: Pid) -> Option<u64> {
     with_stat(pid, |stat| stat.start_time)
 }
 
+/// Whether a process has exited and waits to be reaped; `false` when it does not exist.
+#[must_use]
+pub fn is_zombie(pid: Pid) -> bool {
+    with_stat(pid, |stat| stat.state == 'Z').unwrap_or(false)
+}
+
 /// Executable name (`comm`) of a process, or `None` when it does not exist.
 #[must_use]
 pub fn process_name(pid: Pid) -> Option<String> {
@@ -268,6 +274,20 @@ mod tests {
         assert!(process_start_time(me).is_some());
         assert_eq!(process_start_time(me), process_start_time(me));
         assert!(group_members(getpgrp()).contains(&me));
+        assert!(!is_zombie(me));
+    }
+
+    #[test]
+    fn exited_child_not_yet_reaped_is_a_zombie() {
+        let mut child = Command::new("true").spawn().expect("spawn true");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !is_zombie(pid) {
+            assert!(std::time::Instant::now() < deadline, "`true` never exited");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait().expect("reap");
+        assert!(!is_zombie(pid));
     }
 
     #[test]
@@ -276,6 +296,7 @@ mod tests {
         let nobody = Pid::from_raw(5_000_000);
         assert_eq!(process_name(nobody), None);
         assert_eq!(process_start_time(nobody), None);
+        assert!(!is_zombie(nobody));
         assert!(group_members(nobody).is_empty());
         assert_eq!(group_rss_bytes(&[nobody]), [0]);
     }

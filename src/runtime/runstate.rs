@@ -75,9 +75,23 @@ impl Process {
         })
     }
 
-    /// Whether this very process still runs.
+    /// Whether this very process still runs (a zombie has exited: it only
+    /// waits for a parent that may never reap it).
     pub fn alive(self) -> bool {
-        procfs::process_start_time(Pid::from_raw(self.pid)) == Some(self.start)
+        let pid = Pid::from_raw(self.pid);
+        procfs::process_start_time(pid) == Some(self.start) && !procfs::is_zombie(pid)
+    }
+
+    /// Whether anything is left of the process group this process led: the
+    /// leader itself, or, once it has died and been reaped, what it started.
+    /// The kernel does not reuse a number as a pid while a process group of
+    /// that number exists, so a leaderless group of that number is still its.
+    pub fn group_left(self) -> bool {
+        let pid = Pid::from_raw(self.pid);
+        match procfs::process_start_time(pid) {
+            Some(start) => start == self.start,
+            None => spawn::group_exists(pid),
+        }
     }
 }
 
@@ -105,10 +119,15 @@ impl RunState {
 
     /// Kill the groups of members that outlived their orch; how many there were.
     pub fn stop_leftovers(&self) -> usize {
-        let alive: Vec<Process> = self.members.iter().copied().filter(|p| p.alive()).collect();
-        for p in &alive {
+        let left: Vec<Process> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|p| p.group_left())
+            .collect();
+        for p in &left {
             let _ = spawn::signal_group(Pid::from_raw(p.pid), Signal::SIGKILL);
         }
-        alive.len()
+        left.len()
     }
 }

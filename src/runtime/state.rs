@@ -378,12 +378,12 @@ impl Supervision {
                 why,
             } if self.current(member, generation) => {
                 if let Phase::Starting { pid: Some(pid), .. } = self.members[member].phase {
-                    self.say(&mut out, member, format!("not ready: {why}"));
+                    self.say(&mut out, member, format!("not ready {why}"));
                     self.stop(
                         member,
                         pid,
                         Signal::SIGKILL,
-                        AfterStop::Respawn(format!("not ready: {why}")),
+                        AfterStop::Respawn(format!("not ready {why}")),
                         now,
                         &mut out,
                     );
@@ -629,11 +629,14 @@ impl Supervision {
         m.recent.push_back(now);
         m.phase = Phase::Backoff { until: now + delay };
         let generation = m.generation;
-        self.say(
-            out,
-            member,
-            format!("{reason}; restarting in {}", crate::output::duration(delay)),
+        let text = format!(
+            "{reason}; restarting in {} (restart {} of {} within {})",
+            crate::output::duration(delay),
+            m.recent.len(),
+            respawn.count,
+            crate::output::duration(respawn.window)
         );
+        self.say(out, member, text);
         if delay.is_zero() {
             self.launch(member, now, out);
         } else {

@@ -47,7 +47,6 @@ pub struct Executor {
     logs: Vec<Option<Arc<Mutex<LogFile>>>>,
     /// Identity of each command, by (service, command), resolved before start.
     identities: HashMap<(usize, usize), Identity>,
-    guardian: Guardian,
     state_path: PathBuf,
     state_dirty: bool,
     exit: Option<u8>,
@@ -72,7 +71,7 @@ impl Executor {
         Self {
             sup,
             stack,
-            reaper: Arc::new(Reaper::default()),
+            reaper: Arc::new(Reaper::new(guardian)),
             console: Arc::new(console),
             tx,
             rx,
@@ -82,7 +81,6 @@ impl Executor {
             pumps: Vec::new(),
             logs,
             identities,
-            guardian,
             state_path,
             state_dirty: true,
             exit: None,
@@ -145,7 +143,7 @@ impl Executor {
         server.abort();
         let _ = std::fs::remove_file(&self.socket_path);
         let _ = std::fs::remove_file(&self.state_path);
-        self.guardian.dismiss();
+        self.reaper.dismiss();
         Ok(self.exit.unwrap_or(1))
     }
 
@@ -155,8 +153,7 @@ impl Executor {
     }
 
     fn reap(&mut self) {
-        for (member, generation, pid, status) in self.reaper.reap() {
-            self.guardian.forget(pid);
+        for (member, generation, _, status) in self.reaper.reap() {
             self.state_dirty = true;
             self.handle(Event::Exited {
                 member,
@@ -252,6 +249,7 @@ impl Executor {
             }
             Action::Sweep { pid, .. } => {
                 let _ = spawn::signal_group(pid, Signal::SIGKILL);
+                self.reaper.forget(pid);
             }
             Action::Probe { member, generation } => self.probe(member, generation),
             Action::Monitor { member, generation } => self.monitor(member, generation),
@@ -326,7 +324,6 @@ impl Executor {
             .reaper
             .spawn_member(&spec, member, generation)
             .map_err(|e| e.to_string())?;
-        self.guardian.watch(spawned.pid);
         self.state_dirty = true;
         let watch = match &instance.ready.check {
             Check::Log(pattern) => {
