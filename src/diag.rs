@@ -70,8 +70,14 @@ impl Problem {
     }
 }
 
-/// Every problem found in one stack file. Rendered, each problem shows the
-/// file name, line and column, the line itself underlined, and its help.
+/// Most problems rendered for one file. More would help nobody, and each
+/// one rendered costs a pass over the file to find its line, so a hostile
+/// file with a million mistakes would otherwise take hours to report.
+pub const MAX_SHOWN: usize = 50;
+
+/// Every problem found in one stack file. Rendered, each problem (up to
+/// [`MAX_SHOWN`]) shows the file name, line and column, the line itself
+/// underlined, and its help.
 #[derive(Debug)]
 pub struct InvalidStack {
     name: String,
@@ -127,7 +133,11 @@ impl fmt::Display for InvalidStack {
             "{}: {n} problem{}",
             self.name,
             if n == 1 { "" } else { "s" }
-        )
+        )?;
+        if n > MAX_SHOWN {
+            write!(f, " (the first {MAX_SHOWN} are shown)")?;
+        }
+        Ok(())
     }
 }
 
@@ -135,7 +145,12 @@ impl std::error::Error for InvalidStack {}
 
 impl Diagnostic for InvalidStack {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+        Some(Box::new(
+            self.problems
+                .iter()
+                .take(MAX_SHOWN)
+                .map(|p| p as &dyn Diagnostic),
+        ))
     }
 }
 

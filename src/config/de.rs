@@ -55,13 +55,18 @@ impl de::Error for DeError {
     }
 
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::custom(format_args!("expected {exp}, found {}", describe(&unexp)))
+        Self::custom(format_args!(
+            "expected {}, found {}",
+            expected(exp),
+            describe(&unexp)
+        ))
     }
 
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         Self::custom(format_args!(
-            "{} is not valid here: expected {exp}",
-            describe(&unexp)
+            "{} is not valid here: expected {}",
+            describe(&unexp),
+            expected(exp)
         ))
     }
 
@@ -91,6 +96,20 @@ impl de::Error for DeError {
 
     fn missing_field(field: &'static str) -> Self {
         Self::custom(format_args!("missing key `{field}`"))
+    }
+}
+
+/// What serde's visitors expect, in the words of a YAML file rather than of
+/// Rust types (`u32`, `a map`, `struct RawCommand`).
+fn expected(exp: &dyn de::Expected) -> String {
+    let text = exp.to_string();
+    match text.as_str() {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number of 0 or more".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        "a map" => "a mapping".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        _ if text.starts_with("struct ") => "a mapping".to_owned(),
+        _ => text,
     }
 }
 
@@ -237,9 +256,29 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
         }
     }
 
+    /// Only a mapping: serde's derived structs would also read a list, field
+    /// by field, and then complain about the wrong thing.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let found = match &self.node.value {
+            Value::Map(_) => return self.deserialize_any(visitor),
+            Value::Seq(_) => de::Unexpected::Seq,
+            Value::Null => de::Unexpected::Unit,
+            Value::Bool(b) => de::Unexpected::Bool(*b),
+            Value::Int(i) => de::Unexpected::Signed(*i),
+            Value::Float(f) => de::Unexpected::Float(*f),
+            Value::Str(s) => de::Unexpected::Str(&s.text),
+        };
+        self.spanned(Err(de::Error::invalid_type(found, &visitor)))
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map struct ignored_any
+        unit unit_struct seq tuple tuple_struct map ignored_any
     }
 }
 

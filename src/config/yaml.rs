@@ -10,6 +10,8 @@
 //! [`MAX_DEPTH`] or more than [`MAX_NODES`] nodes (aliases count every node
 //! they copy, so an alias bomb stops early) is refused with a clear error.
 
+use std::collections::HashMap;
+
 use miette::SourceSpan;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -165,6 +167,10 @@ enum FrameKind {
     Map {
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// The span of each key given so far, by its text, once the mapping
+        /// has [`INDEXED`] entries: a duplicate is then found without
+        /// comparing every pair (a stack can have thousands of services).
+        seen: Option<HashMap<String, SourceSpan>>,
     },
 }
 
@@ -194,6 +200,11 @@ impl<'a> Builder<'a> {
         loop {
             let (event, mark) = self.parser.next_token().map_err(|e| {
                 let at = self.pos.offset(e.marker());
+                if e.info() == "recursion limit exceeded" {
+                    // The scanner's own limit on `[` and `{`, met before ours
+                    // when it reads ahead: the same mistake, the same message.
+                    return too_deep(at);
+                }
                 ParseError::at((at, 0).into(), format!("invalid YAML: {}", e.info()))
             })?;
             let at = self.pos.offset(&mark);
@@ -234,6 +245,7 @@ impl<'a> Builder<'a> {
                         FrameKind::Map {
                             entries: Vec::new(),
                             key: None,
+                            seen: None,
                         },
                     )?;
                 }
@@ -266,20 +278,16 @@ impl<'a> Builder<'a> {
         self.nodes += n;
         if self.nodes > MAX_NODES {
             return Err(ParseError::at((at, 1).into(), format!(
-                "the document has more than {MAX_NODES} values once its aliases are expanded"
+                "the document has more than {MAX_NODES} values, counting what each alias copies"
             ))
-            .help("an alias that copies another alias many times over makes a document explode; write the values out"));
+            .help("a stack file has a few thousand; an alias that copies another alias many times over makes a document explode: write the values out"));
         }
         Ok(())
     }
 
     fn open(&mut self, at: usize, anchor: usize, kind: FrameKind) -> Result<(), ParseError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(ParseError::at(
-                (at, 1).into(),
-                format!("values are nested more than {MAX_DEPTH} levels deep"),
-            )
-            .help("a stack file needs a handful of levels; check for runaway brackets"));
+            return Err(too_deep(at));
         }
         self.count(1, at)?;
         self.stack.push(Frame {
@@ -306,7 +314,7 @@ impl<'a> Builder<'a> {
                 ..
             }) => items.push(node),
             Some(Frame {
-                kind: FrameKind::Map { entries, key },
+                kind: FrameKind::Map { entries, key, seen },
                 ..
             }) => match key.take() {
                 None => {
@@ -323,16 +331,40 @@ impl<'a> Builder<'a> {
                             "a mapping key must be a plain value",
                         ));
                     }
-                    let text = key_text(&node);
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| key_text(k) == text) {
+                    let text = key_str(&node);
+                    let first = match seen {
+                        Some(seen) => seen.get(text.as_ref()).copied(),
+                        None => entries
+                            .iter()
+                            .find(|(k, _)| key_str(k) == text)
+                            .map(|(k, _)| k.span),
+                    };
+                    if let Some(first) = first {
                         let mut e = ParseError::at(node.span, format!("`{text}` is given twice"))
                             .help("YAML keys are unique within a mapping; keep one of them");
-                        e.other = Some(first.span);
+                        e.other = Some(first);
                         return Err(e);
+                    }
+                    if let Some(seen) = seen {
+                        seen.insert(text.into_owned(), node.span);
+                    } else if entries.len() + 1 >= INDEXED {
+                        let mut index: HashMap<String, SourceSpan> =
+                            entries.iter().map(|(k, _)| (key_text(k), k.span)).collect();
+                        index.insert(text.into_owned(), node.span);
+                        *seen = Some(index);
                     }
                     *key = Some(node);
                 }
-                Some(k) => entries.push((k, node)),
+                Some(k) => {
+                    let mut node = node;
+                    if matches!(node.value, Value::Null) && node.span.is_empty() {
+                        // An empty value (`key:` and nothing) is found where
+                        // the next token starts, often on a later line; it
+                        // belongs right after its key.
+                        node.span = (k.span.offset() + k.span.len(), 0).into();
+                    }
+                    entries.push((k, node));
+                }
             },
         }
         let _ = at;
@@ -350,10 +382,13 @@ impl<'a> Builder<'a> {
         let src = self.pos.src;
         let (len, verbatim_at) = match style {
             TScalarStyle::Plain => {
-                let line_end = self.pos.line_end(at);
                 let verbatim = src.get(at..at + text.len()) == Some(text.as_str());
                 (
-                    if verbatim { text.len() } else { line_end - at },
+                    if verbatim {
+                        text.len()
+                    } else {
+                        self.pos.line_end(at) - at
+                    },
                     verbatim.then_some(at),
                 )
             }
@@ -377,6 +412,14 @@ impl<'a> Builder<'a> {
         };
         Ok(Node { value, span })
     }
+}
+
+fn too_deep(at: usize) -> ParseError {
+    ParseError::at(
+        (at, 1).into(),
+        format!("values are nested more than {MAX_DEPTH} levels deep"),
+    )
+    .help("a stack file needs a handful of levels; check for runaway brackets")
 }
 
 /// Length in bytes of a quoted scalar starting with its opening quote.
@@ -412,6 +455,18 @@ fn node_count(node: &Node) -> usize {
                 .sum::<usize>()
         }
         _ => 1,
+    }
+}
+
+/// Entries a mapping has before its keys are indexed to find duplicates;
+/// below it, comparing with each is cheaper than hashing.
+const INDEXED: usize = 16;
+
+/// The text of a key, borrowed when it is a string.
+fn key_str(node: &Node) -> std::borrow::Cow<'_, str> {
+    match &node.value {
+        Value::Str(s) => std::borrow::Cow::Borrowed(&s.text),
+        _ => std::borrow::Cow::Owned(key_text(node)),
     }
 }
 

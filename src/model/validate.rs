@@ -55,6 +55,9 @@ pub(super) fn validate(
     } else {
         let mut problems = v.problems;
         problems.sort_by_key(|p| p.labels.first().map_or(0, |(s, _)| s.offset()));
+        // Each process of a command is expanded on its own, so a mistake in
+        // the command is found once per process: report it once.
+        problems.dedup();
         Err(problems)
     }
 }
@@ -368,7 +371,8 @@ impl Validator<'_> {
                 name: draft.name.value.clone(),
                 depends_on: draft.deps.clone(),
                 env,
-                provides: std::mem::take(&mut provides[sid]),
+                // Cloned, not taken: services later in the file may depend on this one.
+                provides: provides[sid].clone(),
                 commands,
             });
         }

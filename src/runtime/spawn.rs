@@ -14,20 +14,16 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc;
 use nix::sys::prctl;
-use nix::sys::signal::{
-    killpg, sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
-};
+use nix::sys::signal::{killpg, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::{
-    access, getegid, geteuid, getgrouplist, getpid, getppid, pipe2, setgid, setgroups, setuid,
-    AccessFlags, Gid, Group, Pid, Uid, User,
+    access, getegid, geteuid, getgrouplist, getpid, pipe2, AccessFlags, Gid, Group, Pid, Uid, User,
 };
 
 use crate::model::Program;
@@ -285,67 +281,74 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SpawnError> {
         reason,
     };
     check_cwd(spec.cwd).map_err(fail)?;
-    let (mut command, path) = match spec.program {
-        Program::Shell(script) => {
-            let mut command = Command::new(SHELL);
-            command.arg("-c").arg(script);
-            (command, None)
-        }
+    let (path, argv): (PathBuf, Vec<&str>) = match spec.program {
+        Program::Shell(script) => (PathBuf::from(SHELL), vec![SHELL, "-c", script]),
         Program::Argv(argv) => {
-            let (name, arguments) = argv
-                .split_first()
-                .filter(|(name, _)| !name.is_empty())
+            let name = argv
+                .first()
+                .filter(|name| !name.is_empty())
                 .ok_or_else(|| fail(SpawnFailure::EmptyCommand))?;
             let path = find_program(name, spec.env, spec.cwd).map_err(fail)?;
-            let mut command = Command::new(&path);
-            command.arg0(name).args(arguments);
-            (command, Some(path))
+            check_interpreter(&path).map_err(fail)?;
+            (path, argv.iter().map(String::as_str).collect())
         }
     };
     let switch =
         switch_identity(spec.identity).map_err(|error| fail(SpawnFailure::Identity(error)))?;
     let (stdout, stdout_child) = output_pipe().map_err(|errno| fail(SpawnFailure::Pipe(errno)))?;
     let (stderr, stderr_child) = output_pipe().map_err(|errno| fail(SpawnFailure::Pipe(errno)))?;
-
-    command
-        .env_clear()
-        .envs(spec.env.iter().map(|(key, value)| (key, value)))
-        .current_dir(spec.cwd)
-        .stdin(if spec.stdin_null {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        })
-        .stdout(stdout_child)
-        .stderr(stderr_child)
-        .process_group(0);
-    let parent = getpid();
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe functions may be called. `child_setup` only makes direct system
-    // calls (prctl, getppid, sigaction, sigprocmask, setgroups, setgid, setuid) on data
-    // prepared before the fork, and neither allocates nor takes locks; its errors are
-    // `Errno` values converted to `io::Error` without allocating.
-    unsafe {
-        command.pre_exec(move || child_setup(parent, switch.as_ref()));
-    }
-    let child = command.spawn().map_err(|error| {
-        fail(match (error.raw_os_error().map(Errno::from_raw), path) {
-            // The program was found a moment ago, so what is missing is its interpreter.
-            (Some(Errno::ENOENT), Some(path)) => SpawnFailure::MissingInterpreter { path },
-            (Some(errno), _) => SpawnFailure::Exec(errno),
-            (None, _) => SpawnFailure::InvalidInput(error),
-        })
-    })?;
-    // Dropping the command closes orch's copies of the write ends, so the read ends see
-    // end-of-file once the member and everything it started have closed theirs.
-    drop(command);
-    #[allow(
-        clippy::cast_possible_wrap,
-        reason = "std turned a positive pid_t into this u32"
-    )]
-    let pid = Pid::from_raw(child.id() as libc::pid_t);
-    // std's Child does not wait when dropped: the exit status is left for `reap`.
-    drop(child);
+    let stdin = if spec.stdin_null {
+        Some(
+            nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|errno| fail(SpawnFailure::Pipe(errno)))?,
+        )
+    } else {
+        None
+    };
+    let nul = || {
+        fail(SpawnFailure::InvalidInput(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a nul byte in the command, its environment or its folder",
+        )))
+    };
+    let c = |s: &[u8]| CString::new(s).map_err(|_| nul());
+    let path_c = c(path.as_os_str().as_encoded_bytes())?;
+    let cwd_c = c(spec.cwd.as_os_str().as_encoded_bytes())?;
+    let argv_c = argv
+        .iter()
+        .map(|a| c(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env_c = spec
+        .env
+        .iter()
+        .map(|(k, v)| c(format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let child = ChildSetup {
+        path: path_c.as_ptr(),
+        argv: null_terminated(&argv_c),
+        envp: null_terminated(&env_c),
+        cwd: cwd_c.as_ptr(),
+        stdin: stdin.as_ref().map(AsRawFd::as_raw_fd),
+        stdout: stdout_child.as_raw_fd(),
+        stderr: stderr_child.as_raw_fd(),
+        parent: getpid().as_raw(),
+        failure: format!("orch: cannot start `{}`: ", spec.program).into_bytes(),
+        identity: switch.as_ref().map(|id| {
+            (
+                id.uid.as_raw(),
+                id.gid.as_raw(),
+                id.groups.iter().map(|g| g.as_raw()).collect(),
+            )
+        }),
+    };
+    let pid = start_child(&child).map_err(|errno| fail(SpawnFailure::Exec(errno)))?;
+    // Closing orch's copies of the write ends lets the read ends see end-of-file once
+    // the member and everything it started have closed theirs.
+    drop((stdout_child, stderr_child, stdin));
     Ok(Spawned {
         pid,
         stdout,
@@ -353,28 +356,166 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SpawnError> {
     })
 }
 
-/// Runs in the child after `fork`: only async-signal-safe calls from here on.
-fn child_setup(parent: Pid, identity: Option<&Identity>) -> io::Result<()> {
-    prctl::set_pdeathsig(Signal::SIGKILL)?;
-    // orch may have died before the line above; the child was then reparented and the
-    // death signal will never come.
-    if getppid() != parent {
-        return Err(Errno::ESRCH.into());
+/// Everything the child needs, prepared before it exists: it may only make
+/// system calls on this data.
+struct ChildSetup {
+    path: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    cwd: *const libc::c_char,
+    stdin: Option<i32>,
+    stdout: i32,
+    stderr: i32,
+    parent: libc::pid_t,
+    identity: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    /// Written to the member's stderr before the reason, if the exec fails.
+    failure: Vec<u8>,
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Start the child with `fork` and return at once, without waiting for its
+/// `execve`: starting many members then overlaps their exec (and dynamic
+/// loading) with orch's own work. orch runs on one thread, and the child
+/// makes only raw system calls on data prepared before the fork. What cannot
+/// be checked beforehand (say, a permission error from `execve` itself) is
+/// written to the member's stderr, so it lands in its log, and the member
+/// exits with 127, like a shell's "command not found".
+fn start_child(setup: &ChildSetup) -> Result<Pid, Errno> {
+    // Block every signal across the fork, so no handler of orch's runs in the
+    // child; the child unblocks once it has reset the handlers.
+    let mut all = SigSet::all();
+    all.remove(Signal::SIGKILL);
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), Some(&mut old))?;
+    // SAFETY: the child only runs `child_main`, which makes raw system calls on
+    // data prepared before the fork, then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child, as described above.
+        unsafe {
+            let errno = child_main(setup);
+            let name = errno_name(errno);
+            libc::write(2, setup.failure.as_ptr().cast(), setup.failure.len());
+            libc::write(2, name.as_ptr().cast(), name.len());
+            libc::_exit(127)
+        }
     }
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in RESET_SIGNALS {
-        // SAFETY: installing the default disposition runs no handler code in this process.
-        unsafe { sigaction(signal, &default) }?;
+    let forked = Errno::result(pid).map(Pid::from_raw);
+    if pid > 0 {
+        // The child makes itself a group leader too; doing it here as well means
+        // the group exists when this returns, whichever runs first (as shells do).
+        // It fails harmlessly once the child has exec'd.
+        // SAFETY: a plain system call on the child's pid.
+        unsafe { libc::setpgid(pid, pid) };
     }
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-    if let Some(identity) = identity {
-        // Supplementary groups, then the group, then the user: each step needs the
-        // privileges the next one drops.
-        setgroups(&identity.groups)?;
-        setgid(identity.gid)?;
-        setuid(identity.uid)?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    forked
+}
+
+/// A line naming an errno, for a child that cannot allocate or format.
+fn errno_name(errno: i32) -> &'static [u8] {
+    match errno {
+        libc::ENOENT => b"no such file or directory (ENOENT)\n",
+        libc::EACCES => b"permission denied (EACCES)\n",
+        libc::EPERM => b"operation not permitted (EPERM)\n",
+        libc::ENOEXEC => b"not an executable format (ENOEXEC)\n",
+        libc::ENOTDIR => b"a path component is not a folder (ENOTDIR)\n",
+        libc::ETXTBSY => b"the file is open for writing (ETXTBSY)\n",
+        libc::E2BIG => b"the arguments and environment are too large (E2BIG)\n",
+        libc::ENOMEM => b"out of memory (ENOMEM)\n",
+        libc::ESRCH => b"orch went away before the member started (ESRCH)\n",
+        _ => b"the system refused (see errno)\n",
     }
-    Ok(())
+}
+
+/// The child's work between clone and exec; returns the errno of what failed.
+///
+/// # Safety
+/// Only in a child made by [`start_child`]: raw system calls only.
+unsafe fn child_main(setup: &ChildSetup) -> i32 {
+    let errno = || {
+        // SAFETY: reading this thread's errno.
+        unsafe { *libc::__errno_location() }
+    };
+    // SAFETY: each call is a plain system call on data owned by the waiting parent.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return errno();
+        }
+        // orch may have died before the line above; the death signal would then never come.
+        if libc::getppid() != setup.parent {
+            return libc::ESRCH;
+        }
+        if libc::setpgid(0, 0) != 0 {
+            return errno();
+        }
+        for signal in RESET_SIGNALS {
+            libc::signal(signal as libc::c_int, libc::SIG_DFL);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for (from, to) in [
+            (setup.stdin, 0),
+            (Some(setup.stdout), 1),
+            (Some(setup.stderr), 2),
+        ] {
+            if let Some(from) = from {
+                if libc::dup2(from, to) < 0 {
+                    return errno();
+                }
+            }
+        }
+        if libc::chdir(setup.cwd) != 0 {
+            return errno();
+        }
+        if let Some((uid, gid, groups)) = &setup.identity {
+            // Supplementary groups, then the group, then the user: each step needs
+            // the privileges the next one drops. Raw system calls, because glibc's
+            // wrappers would signal orch's other threads from here.
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+                || libc::syscall(libc::SYS_setgid, *gid) != 0
+                || libc::syscall(libc::SYS_setuid, *uid) != 0
+            {
+                return errno();
+            }
+        }
+        libc::execve(setup.path, setup.argv.as_ptr(), setup.envp.as_ptr());
+        errno()
+    }
+}
+
+/// A script's `#!` interpreter must exist, or `execve` fails with a
+/// misleading "no such file" for a file that is there.
+fn check_interpreter(path: &Path) -> Result<(), SpawnFailure> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return Ok(());
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let interpreter = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .unwrap_or_default();
+    let interpreter = Path::new(std::ffi::OsStr::from_bytes(interpreter));
+    if interpreter.as_os_str().is_empty() || interpreter.is_file() {
+        Ok(())
+    } else {
+        Err(SpawnFailure::MissingInterpreter {
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 /// Checks that `cwd` is a usable directory.
@@ -613,6 +754,9 @@ pub fn reap() -> Vec<(Pid, ExitStatus)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+    use std::process::Stdio;
 
     use std::env;
     use std::io::{BufRead, BufReader, Read};
