@@ -123,11 +123,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let stack = Stack::load(&file(&f))?;
             let members = stack.members().count();
             let locators: usize = stack.services.iter().map(|s| s.provides.len()).sum();
+            let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             println!(
-                "{}: ok, {} services, {members} members, {locators} locators, {} start waves",
+                "{}: ok, {}, {}, {}, {}",
                 stack.name,
-                stack.services.len(),
-                stack.dag.waves().len()
+                count(stack.services.len(), "service"),
+                count(members, "member"),
+                count(locators, "locator"),
+                count(stack.dag.waves().len(), "start wave"),
             );
         }
         Command::Graph { file: f, format } => {

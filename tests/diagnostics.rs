@@ -915,7 +915,7 @@ fn megabytes_of_valid_services() {
         .timeout(GUARD)
         .assert()
         .success()
-        .stdout("stack: ok, 50000 services, 50000 members, 0 locators, 1 start waves\n");
+        .stdout("stack: ok, 50000 services, 50000 members, 0 locators, 1 start wave\n");
 }
 
 // Rendered diagnostics, as users see them.

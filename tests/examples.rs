@@ -18,7 +18,7 @@ fn examples_pass_check() {
     let cases = [
         (
             "minimal.yaml",
-            "minimal: ok, 1 services, 1 members, 0 locators, 1 start waves\n",
+            "minimal: ok, 1 service, 1 member, 0 locators, 1 start wave\n",
         ),
         (
             "docgen.yaml",

@@ -73,7 +73,7 @@ fn the_name_defaults_to_the_file_stem() {
         .args(["check", "-f", "billing.yaml"])
         .assert()
         .success()
-        .stdout(predicate::str::starts_with("billing: ok, 1 services"));
+        .stdout(predicate::str::starts_with("billing: ok, 1 service,"));
 }
 
 #[test]
