@@ -123,7 +123,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let stack = Stack::load(&file(&f))?;
             let members = stack.members().count();
             let locators: usize = stack.services.iter().map(|s| s.provides.len()).sum();
-            let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let count =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             println!(
                 "{}: ok, {}, {}, {}, {}",
                 stack.name,

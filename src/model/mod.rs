@@ -186,6 +186,23 @@ impl Stack {
         self.services.iter().position(|s| s.name == name)
     }
 
+    /// How a member is named on the console and in its log file's name:
+    /// `service.command`, or `service.command.N` for a command with several processes.
+    pub fn member_label(&self, sid: ServiceId, cid: usize, index: usize) -> String {
+        let service = &self.services[sid];
+        let command = &service.commands[cid];
+        if command.instances.len() > 1 {
+            format!("{}.{}.{index}", service.name, command.name)
+        } else {
+            format!("{}.{}", service.name, command.name)
+        }
+    }
+
+    /// The log file of the member with this label.
+    pub fn log_path(&self, label: &str) -> PathBuf {
+        self.log_dir.join(format!("{label}.log"))
+    }
+
     /// Every member: (service, command index, instance), in file order.
     pub fn members(&self) -> impl Iterator<Item = (ServiceId, usize, &Instance)> {
         self.services.iter().enumerate().flat_map(|(sid, s)| {

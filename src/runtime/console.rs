@@ -7,6 +7,11 @@ use std::io::Write;
 /// its colour from run to run.
 const PALETTE: [u8; 6] = [36, 33, 32, 35, 34, 31];
 
+thread_local! {
+    /// The buffer lines are prefixed in, kept between writes.
+    static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Debug)]
 pub struct Console {
     color: bool,
@@ -38,13 +43,17 @@ impl Console {
 
     /// Write complete lines (`lines` ends with a newline), each behind `prefix`.
     pub fn lines(&self, prefix: &[u8], lines: &[u8]) {
-        let mut buf = Vec::with_capacity(lines.len() + prefix.len() * 16);
-        for line in lines.split_inclusive(|&b| b == b'\n') {
-            buf.extend_from_slice(prefix);
-            buf.extend_from_slice(line);
-        }
-        // A console that went away (closed pipe) must not stop orch: the log files have it all.
-        let _ = std::io::stdout().lock().write_all(&buf);
+        OUT.with_borrow_mut(|buf| {
+            buf.clear();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', lines) {
+                buf.extend_from_slice(prefix);
+                buf.extend_from_slice(&lines[start..=end]);
+                start = end + 1;
+            }
+            // A console that went away (closed pipe) must not stop orch: the log files have it all.
+            let _ = std::io::stdout().lock().write_all(buf);
+        });
     }
 
     /// One of orch's own lines.

@@ -99,22 +99,14 @@ pub fn show(
 ) -> io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut files: Vec<(String, PathBuf, u64)> = Vec::new();
-    for (sid, service) in stack.services.iter().enumerate() {
+    for (sid, cid, instance) in stack.members() {
         if !services.is_empty() && !services.contains(&sid) {
             continue;
         }
-        for command in &service.commands {
-            for instance in &command.instances {
-                let label = if command.instances.len() > 1 {
-                    format!("{}.{}.{}", service.name, command.name, instance.index)
-                } else {
-                    format!("{}.{}", service.name, command.name)
-                };
-                let path = stack.log_dir.join(format!("{label}.log"));
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                files.push((label, path, len));
-            }
-        }
+        let label = stack.member_label(sid, cid, instance.index as usize);
+        let path = stack.log_path(&label);
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        files.push((label, path, len));
     }
     let width = files.iter().map(|f| f.0.len()).max().unwrap_or(4);
     let mut stdout = io::stdout().lock();

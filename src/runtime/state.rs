@@ -13,6 +13,13 @@ use nix::unistd::Pid;
 use super::spawn::ExitStatus;
 use crate::model::{Check, ServiceId, Stack, WhenToRun};
 
+/// Per service: up, and down for good. See [`Supervision::health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub up: Vec<bool>,
+    pub dead: Vec<bool>,
+}
+
 /// Index of a member in [`Supervision::members`].
 pub type MemberId = usize;
 
@@ -274,37 +281,44 @@ impl Supervision {
         out
     }
 
+    /// Which services are up and which are down for good, each computed once
+    /// in dependency order (a recursive walk would visit shared dependencies
+    /// once per path, which explodes in a layered graph).
+    ///
     /// A service is up when every member is ready (or, for `once`, completed);
-    /// a bundle when everything it depends on is up.
-    pub fn service_up(&self, sid: ServiceId) -> bool {
-        if self.by_service[sid].is_empty() {
-            return self.stack.services[sid]
-                .depends_on
+    /// a bundle when everything it depends on is up. It is down for good when
+    /// a member is disabled, or a dependency is.
+    pub fn health(&self) -> Health {
+        let n = self.stack.services.len();
+        let mut health = Health {
+            up: vec![false; n],
+            dead: vec![false; n],
+        };
+        for &sid in self.stack.dag.order() {
+            let deps = &self.stack.services[sid].depends_on;
+            let members = &self.by_service[sid];
+            health.up[sid] = if members.is_empty() {
+                deps.iter().all(|&d| health.up[d])
+            } else {
+                members.iter().all(|&m| {
+                    matches!(
+                        self.members[m].phase,
+                        Phase::Running { .. } | Phase::Completed
+                    )
+                })
+            };
+            health.dead[sid] = members
                 .iter()
-                .all(|&d| self.service_up(d));
+                .any(|&m| matches!(self.members[m].phase, Phase::Failed { .. }))
+                || deps.iter().any(|&d| health.dead[d]);
         }
-        self.by_service[sid].iter().all(|&m| {
-            matches!(
-                self.members[m].phase,
-                Phase::Running { .. } | Phase::Completed
-            )
-        })
-    }
-
-    /// Down for good: a member is disabled, or a dependency is.
-    pub fn service_dead(&self, sid: ServiceId) -> bool {
-        self.by_service[sid]
-            .iter()
-            .any(|&m| matches!(self.members[m].phase, Phase::Failed { .. }))
-            || self.stack.services[sid]
-                .depends_on
-                .iter()
-                .any(|&d| self.service_dead(d))
+        health
     }
 
     /// Why a service is not up, in a few words; `None` when it is up.
     pub fn why_down(&self, sid: ServiceId) -> Option<String> {
-        if self.service_up(sid) {
+        let health = self.health();
+        if health.up[sid] {
             return None;
         }
         let name = |s: ServiceId| self.stack.services[s].name.as_str();
@@ -317,9 +331,9 @@ impl Supervision {
         if let Some(&d) = self.stack.services[sid]
             .depends_on
             .iter()
-            .find(|&&d| !self.service_up(d))
+            .find(|&&d| !health.up[d])
         {
-            let verb = if self.service_dead(d) {
+            let verb = if health.dead[d] {
                 "failed"
             } else {
                 "is not up"
@@ -657,9 +671,11 @@ impl Supervision {
         }
         self.progress_stops(now, out);
         self.swap(out);
+        // Starting members changes neither, so one computation serves the pass.
+        let health = self.health();
         if let Some(started) = self.started {
             for sid in 0..self.stack.services.len() {
-                if self.up_at[sid].is_none() && self.wanted[sid] && self.service_up(sid) {
+                if self.up_at[sid].is_none() && self.wanted[sid] && health.up[sid] {
                     self.up_at[sid] = Some(now.duration_since(started));
                 }
             }
@@ -676,7 +692,7 @@ impl Supervision {
                 continue;
             }
             let deps = &self.stack.services[sid].depends_on;
-            if let Some(&dead) = deps.iter().find(|&&d| self.service_dead(d)) {
+            if let Some(&dead) = deps.iter().find(|&&d| health.dead[d]) {
                 let pending = self.by_service[sid]
                     .iter()
                     .any(|&m| self.members[m].phase == Phase::Pending);
@@ -694,7 +710,7 @@ impl Supervision {
                 }
                 continue;
             }
-            if deps.iter().all(|&d| self.service_up(d)) {
+            if deps.iter().all(|&d| health.up[d]) {
                 let pending: Vec<MemberId> = self.by_service[sid]
                     .iter()
                     .copied()
@@ -774,17 +790,7 @@ impl Supervision {
         out.push(Action::Say { member: None, text });
         for sid in all {
             self.held[sid] = true;
-            self.stopping[sid] = true;
-            for &m in &self.by_service[sid] {
-                let member = &mut self.members[m];
-                if matches!(
-                    member.phase,
-                    Phase::Pending | Phase::Backoff { .. } | Phase::Failed { .. }
-                ) {
-                    member.phase = Phase::Stopped;
-                    member.generation += 1;
-                }
-            }
+            self.begin_stop(sid);
         }
     }
 
@@ -916,17 +922,7 @@ impl Supervision {
             text: format!("reload: {}", parts.join("; ")),
         });
         for &sid in &replaced {
-            self.stopping[sid] = true;
-            for &m in &self.by_service[sid] {
-                let member = &mut self.members[m];
-                if matches!(
-                    member.phase,
-                    Phase::Pending | Phase::Backoff { .. } | Phase::Failed { .. }
-                ) {
-                    member.phase = Phase::Stopped;
-                    member.generation += 1;
-                }
-            }
+            self.begin_stop(sid);
         }
         self.reload = Some((
             new,
@@ -1016,6 +1012,22 @@ impl Supervision {
         out.push(Action::Swapped);
     }
 
+    /// Mark a service for the ordered stop; members with no process are
+    /// stopped at once.
+    fn begin_stop(&mut self, sid: ServiceId) {
+        self.stopping[sid] = true;
+        for &m in &self.by_service[sid] {
+            let member = &mut self.members[m];
+            if matches!(
+                member.phase,
+                Phase::Pending | Phase::Backoff { .. } | Phase::Failed { .. }
+            ) {
+                member.phase = Phase::Stopped;
+                member.generation += 1;
+            }
+        }
+    }
+
     /// Back to pending, with a fresh respawn count.
     fn reset(&mut self, m: MemberId) {
         let member = &mut self.members[m];
@@ -1067,8 +1079,9 @@ impl Supervision {
         if std::mem::replace(&mut self.exited, true) {
             return;
         }
+        let health = self.health();
         let failed = (0..self.stack.services.len())
-            .filter(|&s| self.wanted[s] && self.service_dead(s))
+            .filter(|&s| self.wanted[s] && health.dead[s])
             .count();
         out.push(Action::Exit(u8::from(failed > 0)));
     }
@@ -1080,11 +1093,7 @@ fn member_slots(stack: &Stack) -> Vec<Member> {
     for (sid, service) in stack.services.iter().enumerate() {
         for (cid, command) in service.commands.iter().enumerate() {
             for index in 0..command.instances.len() {
-                let label = if command.instances.len() > 1 {
-                    format!("{}.{}.{index}", service.name, command.name)
-                } else {
-                    format!("{}.{}", service.name, command.name)
-                };
+                let label = stack.member_label(sid, cid, index);
                 slots.push(Member {
                     sid,
                     cid,
@@ -1197,7 +1206,7 @@ services:
         assert_eq!(spawns(&sup.start(now)), vec![0], "only db starts first");
         // Ready at once (no port, no probe): api may start.
         assert_eq!(spawns(&spawned(&mut sup, 0, 10, now)), vec![1]);
-        assert!(sup.service_up(0));
+        assert!(sup.health().up[0]);
     }
 
     #[test]
@@ -1234,7 +1243,8 @@ services:
         }
         let actions = exited(&mut sup, 0, 1, t0);
         assert!(matches!(sup.members[0].phase, Phase::Failed { .. }));
-        assert!(sup.service_dead(0) && sup.service_dead(1));
+        let health = sup.health();
+        assert!(health.dead[0] && health.dead[1]);
         assert_eq!(sup.members[0].restarts, 2);
         // api was started when db was up; db's failure does not stop it, and
         // orch keeps running while api does.
@@ -1357,6 +1367,28 @@ services:
         }));
         assert_eq!(spawns(&exited(&mut sup, 0, 0, now)), vec![0]);
         assert_eq!(sup.members[0].restarts, 0);
+    }
+
+    #[test]
+    fn health_of_a_layered_graph_is_computed_once_per_service() {
+        // 20 layers of 5 services, each depending on all 5 of the layer
+        // before: 5^19 paths, but each service is looked at once.
+        let mut yaml = String::from("services:\n");
+        for layer in 0..20 {
+            for i in 0..5 {
+                yaml.push_str(&format!(
+                    "  s{layer}_{i}:\n    commands:\n      c: {{ command: c }}\n"
+                ));
+                if layer > 0 {
+                    let deps: Vec<String> = (0..5).map(|j| format!("s{}_{j}", layer - 1)).collect();
+                    yaml.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
+                }
+            }
+        }
+        let sup = Supervision::new(stack(&yaml), &[], false);
+        let health = sup.health();
+        assert!(!health.up.iter().any(|&up| up));
+        assert!(!health.dead.iter().any(|&dead| dead));
     }
 
     #[test]

@@ -304,7 +304,7 @@ impl Executor {
         let log = match &self.logs[member] {
             Some(log) => Arc::clone(log),
             None => {
-                let path = self.stack.log_dir.join(format!("{}.log", m.label));
+                let path = self.stack.log_path(&m.label);
                 let log = LogFile::open(&path)
                     .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
                 let log = Arc::new(Mutex::new(log));
