@@ -218,16 +218,15 @@ fn control_call(
     file: &Path,
     request: control::protocol::Request,
 ) -> Result<control::protocol::Response, Error> {
-    // Found by the absolute path, so a file being edited need not be valid.
-    let absolute = std::path::absolute(file).map_err(|e| Error::Usage {
+    // Found by its path, so a file being edited need not be valid.
+    let path = model::stack_path(file).map_err(|e| Error::Usage {
         message: format!("cannot resolve the stack file {}: {e}", file.display()),
         help: None,
     })?;
-    match control::client::call(&absolute, request) {
-        Ok(control::protocol::Response::Error { message }) => Err(Error::Usage {
-            message,
-            help: None,
-        }),
+    match control::client::call(&path, request) {
+        Ok(control::protocol::Response::Error { message, help }) => {
+            Err(Error::Usage { message, help })
+        }
         Ok(response) => Ok(response),
         Err(e) => Err(Error::Failed(Box::new(e))),
     }

@@ -36,7 +36,16 @@ pub fn call(file: &Path, request: Request) -> Result<Response, ClientError> {
         request,
     })?;
     line.push(b'\n');
-    stream.write_all(&line)?;
+    // A server that refuses the request may close its end before reading all
+    // of it; its answer is still there to read.
+    if let Err(e) = stream.write_all(&line) {
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ) {
+            return Err(e.into());
+        }
+    }
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer)?;
     Ok(serde_json::from_str(&answer)?)

@@ -46,7 +46,19 @@ pub enum Response {
     },
     Error {
         message: String,
+        /// What to do about it, when orch knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        help: Option<String>,
     },
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Response {
+        Response::Error {
+            message: message.into(),
+            help: None,
+        }
+    }
 }
 
 /// `orch status --json` (a contract).

@@ -68,42 +68,31 @@ async fn connection(
         line.push(b'\n');
         line
     };
-    if !allowed {
-        let refused = Response::Error {
-            message: "permission denied: this stack belongs to another user".into(),
-        };
-        return write.write_all(&reply(&refused)).await;
-    }
+    // The request is read (up to the cap) before any answer, so a client
+    // that is refused still finds the reply instead of a closed socket.
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).await?;
-    let response = if line.len() > MAX_REQUEST {
-        Response::Error {
-            message: format!("request too large: at most {MAX_REQUEST} bytes"),
-        }
+    let response = if !allowed {
+        Response::error("permission denied: this stack belongs to another user")
+    } else if line.len() > MAX_REQUEST {
+        Response::error(format!("request too large: at most {MAX_REQUEST} bytes"))
     } else {
         match serde_json::from_slice::<Envelope>(&line) {
-            Ok(envelope) if envelope.version != VERSION => Response::Error {
-                message: format!(
-                    "protocol version {} is not spoken here (this orch speaks {VERSION})",
-                    envelope.version
-                ),
-            },
+            Ok(envelope) if envelope.version != VERSION => Response::error(format!(
+                "protocol version {} is not spoken here (this orch speaks {VERSION})",
+                envelope.version
+            )),
             Ok(envelope) => {
                 let (tx, rx) = oneshot::channel();
                 if calls.send((envelope.request, tx)).await.is_err() {
-                    Response::Error {
-                        message: "the stack is shutting down".into(),
-                    }
+                    Response::error("the stack is shutting down")
                 } else {
-                    rx.await.unwrap_or(Response::Error {
-                        message: "the stack is shutting down".into(),
-                    })
+                    rx.await
+                        .unwrap_or(Response::error("the stack is shutting down"))
                 }
             }
-            Err(e) => Response::Error {
-                message: format!("malformed request: {e}"),
-            },
+            Err(e) => Response::error(format!("malformed request: {e}")),
         }
     };
     write.write_all(&reply(&response)).await

@@ -164,7 +164,7 @@ impl Stack {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let file = std::path::absolute(path).map_err(|e| LoadError::Read {
+        let file = stack_path(path).map_err(|e| LoadError::Read {
             path: path.to_path_buf(),
             source: e,
         })?;
@@ -212,6 +212,13 @@ impl Stack {
                 .flat_map(move |(cid, c)| c.instances.iter().map(move |i| (sid, cid, i)))
         })
     }
+}
+
+/// The path that identifies a stack file: canonical (so `../stack.yaml` and
+/// `/abs/stack.yaml` name the same running stack), or absolute when it does
+/// not exist.
+pub fn stack_path(path: &Path) -> std::io::Result<PathBuf> {
+    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path))
 }
 
 /// The stack file's name as shown in messages: relative to the current

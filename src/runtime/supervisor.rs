@@ -419,8 +419,9 @@ impl Executor {
             names
                 .iter()
                 .map(|n| {
-                    self.stack.service_id(n).ok_or_else(|| Response::Error {
-                        message: format!("no service `{n}` in stack `{}`", self.stack.name),
+                    crate::service_id(&self.stack, n).map_err(|e| match e {
+                        crate::Error::Usage { message, help } => Response::Error { message, help },
+                        other => Response::error(other.to_string()),
                     })
                 })
                 .collect()
@@ -462,7 +463,7 @@ impl Executor {
                 Ok(()) => Response::Done {
                     lines: vec!["reloading; orch's console says what changed".into()],
                 },
-                Err(message) => Response::Error { message },
+                Err(message) => Response::error(message),
             },
         }
     }
