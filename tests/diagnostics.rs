@@ -730,6 +730,51 @@ fn several_problems_are_reported_at_once_in_file_order() {
 }
 
 #[test]
+fn every_unknown_key_is_reported_not_only_the_first_of_a_mapping() {
+    let text = "\
+verison: 1
+services:
+  a:
+    depends_on: [b]
+    commands:
+      x: { comand: run, prot: 1, ready: { tcp: \"1\", intervl: 1s } }
+  b:
+    depends_on: [a]
+    commands:
+      y: { command: run }
+";
+    let got: Vec<_> = problems(text)
+        .into_iter()
+        .map(|p| (p.message, p.at, p.help))
+        .collect();
+    let unknown = |key: &str, at, close: &str| {
+        (
+            format!("unknown key `{key}`"),
+            Some(at),
+            Some(format!("did you mean `{close}`?")),
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            unknown("verison", pos(text, "verison", 0), "version"),
+            (
+                "dependency cycle: a -> b -> a".to_owned(),
+                Some(pos(text, "b]", 0)),
+                Some(
+                    "nothing in a cycle could ever start; remove one of these dependencies"
+                        .to_owned()
+                )
+            ),
+            // `comand` is reported as misspelt, not `command` as missing too.
+            unknown("comand", pos(text, "comand", 0), "command"),
+            unknown("prot", pos(text, "prot", 0), "port"),
+            unknown("intervl", pos(text, "intervl", 0), "interval"),
+        ]
+    );
+}
+
+#[test]
 fn only_the_first_problems_are_rendered() {
     let mut text = String::from("services:\n");
     for i in 0..200 {

@@ -28,6 +28,8 @@ pub struct DeError {
     pub message: String,
     pub span: Option<SourceSpan>,
     pub help: Option<String>,
+    /// The required key whose absence this error reports.
+    pub missing: Option<&'static str>,
 }
 
 impl DeError {
@@ -51,6 +53,7 @@ impl de::Error for DeError {
             message: msg.to_string(),
             span: None,
             help: None,
+            missing: None,
         }
     }
 
@@ -71,15 +74,7 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let help = match suggest(field, expected.iter().copied()) {
-            Some(close) => format!("did you mean `{close}`?"),
-            None => format!("the keys allowed here are: {}", expected.join(", ")),
-        };
-        Self {
-            message: format!("unknown key `{field}`"),
-            span: None,
-            help: Some(help),
-        }
+        unknown_key(field, expected)
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
@@ -91,11 +86,15 @@ impl de::Error for DeError {
             message: format!("`{variant}` is not a valid value here"),
             span: None,
             help: Some(help),
+            missing: None,
         }
     }
 
     fn missing_field(field: &'static str) -> Self {
-        Self::custom(format_args!("missing key `{field}`"))
+        Self {
+            missing: Some(field),
+            ..Self::custom(format_args!("missing key `{field}`"))
+        }
     }
 }
 
@@ -120,6 +119,24 @@ fn describe(unexp: &de::Unexpected<'_>) -> String {
         de::Unexpected::Map => "a mapping".to_owned(),
         de::Unexpected::Str(s) => format!("`{s}`"),
         other => other.to_string(),
+    }
+}
+
+/// The error for a key that is not one of `expected`, with the closest one as a suggestion.
+pub fn unknown_key<S: AsRef<str>>(field: &str, expected: &[S]) -> DeError {
+    let names = || expected.iter().map(AsRef::as_ref);
+    let help = match suggest(field, names()) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!(
+            "the keys allowed here are: {}",
+            names().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    DeError {
+        message: format!("unknown key `{field}`"),
+        span: None,
+        help: Some(help),
+        missing: None,
     }
 }
 

@@ -38,16 +38,125 @@ fn read(text: &str) -> Result<(RawStack, Vec<Problem>), Vec<Problem>> {
             "a stack file needs at least `services:`; see examples/minimal.yaml",
         )]);
     }
+    let mut root = root;
+    let mut stripped = Stripped::default();
+    strip_unknown_keys(&mut root, &mut stripped);
     let sink = de::Sink::default();
     let result = de::from_node::<RawStack>(&root, text, &sink);
-    let mut problems: Vec<Problem> = sink.into_errors().into_iter().map(problem).collect();
+    let mut problems = stripped.problems;
+    // A key reported as misspelt is not reported missing as well.
+    let suggested = stripped.suggested;
+    let news = |e: &de::DeError| {
+        !e.missing.is_some_and(|m| {
+            let at = e.span.map(|s| s.offset());
+            suggested
+                .iter()
+                .any(|(map, name)| Some(*map) == at && name == m)
+        })
+    };
+    problems.extend(
+        sink.into_errors()
+            .into_iter()
+            .filter(|e| news(e))
+            .map(problem),
+    );
     match result {
         Ok(raw) => Ok((raw, problems)),
+        Err(e) if !news(&e) => Err(problems),
         Err(e) => {
             problems.push(problem(e));
+            problems.sort_by_key(|p| p.labels.first().map(|(span, _)| span.offset()));
             Err(problems)
         }
     }
+}
+
+/// The keys a mapping of type `T` may have, from the types the schema is made of.
+fn keys<T: schemars::JsonSchema>() -> Vec<String> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Report every unknown key of the stack, its services, their commands and
+/// their probes, and take them out of the tree, so that one misspelt key
+/// does not hide the other problems of the same mapping (serde stops at the
+/// first). `deny_unknown_fields` stays as the rule the raw types keep.
+fn strip_unknown_keys(root: &mut yaml::Node, out: &mut Stripped) {
+    let (stack, service, command) = (
+        keys::<RawStack>(),
+        keys::<raw::RawService>(),
+        keys::<raw::RawCommand>(),
+    );
+    let (probe, monitor) = (keys::<raw::RawProbe>(), keys::<raw::RawMonitor>());
+    strip(root, &stack, out);
+    for (_, s) in entries(root, "services") {
+        strip(s, &service, out);
+        for (_, c) in entries(s, "commands") {
+            strip(c, &command, out);
+            if let Some(ready) = value(c, "ready") {
+                strip(ready, &probe, out);
+            }
+            if let Some(m) = value(c, "monitor") {
+                strip(m, &monitor, out);
+            }
+        }
+    }
+}
+
+/// What [`strip_unknown_keys`] found: the problems, and the keys it suggested
+/// instead, by the offset of their mapping.
+#[derive(Default)]
+struct Stripped {
+    problems: Vec<Problem>,
+    suggested: Vec<(usize, String)>,
+}
+
+fn strip(node: &mut yaml::Node, allowed: &[String], out: &mut Stripped) {
+    let at = node.span.offset();
+    if let yaml::Value::Map(entries) = &mut node.value {
+        entries.retain(|(key, _)| {
+            let name = yaml::key_text(key);
+            let known = allowed.contains(&name);
+            if !known {
+                if let Some(close) = crate::diag::suggest(&name, allowed.iter().map(String::as_str))
+                {
+                    out.suggested.push((at, close.to_owned()));
+                }
+                out.problems.push(problem(de::DeError {
+                    span: Some(key.span),
+                    ..de::unknown_key(&name, allowed)
+                }));
+            }
+            known
+        });
+    }
+}
+
+/// The value of `key` in a mapping node.
+fn value<'a>(node: &'a mut yaml::Node, key: &str) -> Option<&'a mut yaml::Node> {
+    match &mut node.value {
+        yaml::Value::Map(entries) => entries
+            .iter_mut()
+            .find(|(k, _)| yaml::key_text(k) == key)
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// The entries of the mapping under `key`, if it is one.
+fn entries<'a>(
+    node: &'a mut yaml::Node,
+    key: &str,
+) -> impl Iterator<Item = &'a mut (yaml::Node, yaml::Node)> {
+    let map = match value(node, key).map(|v| &mut v.value) {
+        Some(yaml::Value::Map(entries)) => Some(entries),
+        _ => None,
+    };
+    map.into_iter().flat_map(|m| m.iter_mut())
 }
 
 fn problem(e: de::DeError) -> Problem {
