@@ -13,7 +13,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -345,7 +345,9 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, SpawnError> {
             )
         }),
     };
-    let pid = start_child(&child).map_err(|errno| fail(SpawnFailure::Exec(errno)))?;
+    let launch = Launch::new(child, (path_c, cwd_c, argv_c, env_c))
+        .map_err(|errno| fail(SpawnFailure::Pipe(errno)))?;
+    let pid = start_child(launch).map_err(|errno| fail(SpawnFailure::Exec(errno)))?;
     // Closing orch's copies of the write ends lets the read ends see end-of-file once
     // the member and everything it started have closed theirs.
     drop((stdout_child, stderr_child, stdin));
@@ -380,34 +382,111 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-/// Start the child with `fork` and return at once, without waiting for its
-/// `execve`: starting many members then overlaps their exec (and dynamic
-/// loading) with orch's own work. orch runs on one thread, and the child
-/// makes only raw system calls on data prepared before the fork. What cannot
-/// be checked beforehand (say, a permission error from `execve` itself) is
-/// written to the member's stderr, so it lands in its log, and the member
-/// exits with 127, like a shell's "command not found".
-fn start_child(setup: &ChildSetup) -> Result<Pid, Errno> {
-    // Block every signal across the fork, so no handler of orch's runs in the
+/// A child being started: what it reads until it has called `execve`, and
+/// the stack it runs on. It shares orch's memory until then, so all of it is
+/// kept alive until the child's end of `report` closes (at its exec or exit).
+struct Launch {
+    setup: ChildSetup,
+    _strings: (CString, CString, Vec<CString>, Vec<CString>),
+    stack: Box<[std::mem::MaybeUninit<u8>]>,
+    /// Read end of a close-on-exec pipe the child holds: end-of-file once it has exec'd.
+    report: OwnedFd,
+    report_child: Option<OwnedFd>,
+}
+
+/// The child's stack: it makes a handful of system calls and nothing else.
+const CHILD_STACK: usize = 16 * 1024;
+
+impl Launch {
+    fn new(
+        setup: ChildSetup,
+        strings: (CString, CString, Vec<CString>, Vec<CString>),
+    ) -> Result<Box<Launch>, Errno> {
+        let (report, report_child) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        Ok(Box::new(Launch {
+            setup,
+            _strings: strings,
+            stack: Box::new_uninit_slice(CHILD_STACK),
+            report,
+            report_child: Some(report_child),
+        }))
+    }
+
+    /// Whether the child has exec'd (or exited), so its launch can be freed.
+    fn done(&self) -> bool {
+        let mut byte = [0u8; 1];
+        !matches!(
+            nix::unistd::read(self.report.as_raw_fd(), &mut byte),
+            Err(Errno::EAGAIN)
+        )
+    }
+}
+
+impl Drop for Launch {
+    /// Never free what a child may still be reading: wait for its exec (a
+    /// matter of microseconds) if it has not happened yet.
+    fn drop(&mut self) {
+        while !self.done() {
+            let mut fds = [nix::poll::PollFd::new(
+                self.report.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE);
+        }
+    }
+}
+
+thread_local! {
+    /// Launches whose children may not have exec'd yet, oldest first.
+    static LAUNCHING: std::cell::RefCell<std::collections::VecDeque<Box<Launch>>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// Free the launches of children that have exec'd, oldest first, up to the
+/// first that has not (children exec roughly in the order they were
+/// started, so this stays cheap during a burst); how many are left.
+pub fn settle() -> usize {
+    LAUNCHING.with_borrow_mut(|launching| {
+        while launching.front().is_some_and(|launch| launch.done()) {
+            launching.pop_front();
+        }
+        launching.len()
+    })
+}
+
+/// Start the child with `clone(CLONE_VM)` and return at once: the child
+/// shares orch's memory (no copy of page tables, no copy-on-write faults
+/// afterwards) and runs on a stack of its own until its `execve`, while orch
+/// goes on starting the next member. The child makes only raw system calls
+/// (not even libc's wrappers, which would write orch's `errno`) on data that
+/// stays alive until it has exec'd. What cannot be checked beforehand (a
+/// permission error from `execve` itself, say) is written to the member's
+/// stderr, so it lands in its log, and the member exits with 127, like a
+/// shell's "command not found".
+fn start_child(mut launch: Box<Launch>) -> Result<Pid, Errno> {
+    settle();
+    // Block every signal across the clone, so no handler of orch's runs in the
     // child; the child unblocks once it has reset the handlers.
     let mut all = SigSet::all();
     all.remove(Signal::SIGKILL);
     let mut old = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), Some(&mut old))?;
-    // SAFETY: the child only runs `child_main`, which makes raw system calls on
-    // data prepared before the fork, then execs or exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: in the child, as described above.
-        unsafe {
-            let errno = child_main(setup);
-            let name = errno_name(errno);
-            libc::write(2, setup.failure.as_ptr().cast(), setup.failure.len());
-            libc::write(2, name.as_ptr().cast(), name.len());
-            libc::_exit(127)
-        }
-    }
-    let forked = Errno::result(pid).map(Pid::from_raw);
+    let top = launch.stack.as_mut_ptr_range().end as usize & !15;
+    let arg = std::ptr::from_ref(&launch.setup)
+        .cast_mut()
+        .cast::<libc::c_void>();
+    // SAFETY: the child runs `child_entry` on its own stack with a pointer to
+    // `launch.setup`, which is kept alive (in LAUNCHING) until the child has
+    // exec'd or exited; it ends in execve or exit_group.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::SIGCHLD,
+            arg,
+        )
+    };
+    let started = Errno::result(pid).map(Pid::from_raw);
     if pid > 0 {
         // The child makes itself a group leader too; doing it here as well means
         // the group exists when this returns, whichever runs first (as shells do).
@@ -416,7 +495,41 @@ fn start_child(setup: &ChildSetup) -> Result<Pid, Errno> {
         unsafe { libc::setpgid(pid, pid) };
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
-    forked
+    // The child has its own copy of the descriptor table: orch's copy of the
+    // report pipe's write end goes now, the child's at its exec.
+    launch.report_child = None;
+    if started.is_ok() {
+        LAUNCHING.with_borrow_mut(|launching| launching.push_back(launch));
+    }
+    started
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the ChildSetup that `start_child` keeps alive
+    // until this child has exec'd or exited.
+    let setup = unsafe { &*arg.cast::<ChildSetup>() };
+    // SAFETY: raw system calls only, as `child_main` requires.
+    unsafe {
+        let errno = child_main(setup);
+        let name = errno_name(errno);
+        raw::call(
+            libc::SYS_write,
+            [
+                2,
+                setup.failure.as_ptr() as usize,
+                setup.failure.len(),
+                0,
+                0,
+                0,
+            ],
+        );
+        raw::call(
+            libc::SYS_write,
+            [2, name.as_ptr() as usize, name.len(), 0, 0, 0],
+        );
+        raw::call(libc::SYS_exit_group, [127, 0, 0, 0, 0, 0]);
+    }
+    127
 }
 
 /// A line naming an errno, for a child that cannot allocate or format.
@@ -438,57 +551,140 @@ fn errno_name(errno: i32) -> &'static [u8] {
 /// The child's work between clone and exec; returns the errno of what failed.
 ///
 /// # Safety
-/// Only in a child made by [`start_child`]: raw system calls only.
+/// Only in a child made by [`start_child`]: raw system calls only, on data
+/// the parent keeps alive.
 unsafe fn child_main(setup: &ChildSetup) -> i32 {
-    let errno = || {
-        // SAFETY: reading this thread's errno.
-        unsafe { *libc::__errno_location() }
+    // A raw call's result: the errno of a failure.
+    let check = |result: isize| {
+        if result < 0 {
+            Err(i32::try_from(-result).unwrap_or(libc::EINVAL))
+        } else {
+            Ok(result)
+        }
     };
-    // SAFETY: each call is a plain system call on data owned by the waiting parent.
-    unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-            return errno();
-        }
-        // orch may have died before the line above; the death signal would then never come.
-        if libc::getppid() != setup.parent {
-            return libc::ESRCH;
-        }
-        if libc::setpgid(0, 0) != 0 {
-            return errno();
-        }
-        for signal in RESET_SIGNALS {
-            libc::signal(signal as libc::c_int, libc::SIG_DFL);
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for (from, to) in [
-            (setup.stdin, 0),
-            (Some(setup.stdout), 1),
-            (Some(setup.stderr), 2),
-        ] {
-            if let Some(from) = from {
-                if libc::dup2(from, to) < 0 {
-                    return errno();
+    // SAFETY: each call is a plain system call on data the parent keeps alive.
+    let steps = || -> Result<(), i32> {
+        unsafe {
+            check(raw::call(
+                libc::SYS_prctl,
+                [
+                    libc::PR_SET_PDEATHSIG as usize,
+                    libc::SIGKILL as usize,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            ))?;
+            // orch may have died before the line above; the death signal would then never come.
+            if raw::call(libc::SYS_getppid, [0; 6]) != setup.parent as isize {
+                return Err(libc::ESRCH);
+            }
+            check(raw::call(libc::SYS_setpgid, [0; 6]))?;
+            // The kernel's sigaction: handler, flags, restorer, mask. SIG_DFL is 0.
+            let default = [0usize; 4];
+            for signal in RESET_SIGNALS {
+                raw::call(
+                    libc::SYS_rt_sigaction,
+                    [signal as usize, default.as_ptr() as usize, 0, 8, 0, 0],
+                );
+            }
+            let empty = 0u64;
+            raw::call(
+                libc::SYS_rt_sigprocmask,
+                [
+                    libc::SIG_SETMASK as usize,
+                    std::ptr::from_ref(&empty) as usize,
+                    0,
+                    8,
+                    0,
+                    0,
+                ],
+            );
+            for (from, to) in [
+                (setup.stdin, 0),
+                (Some(setup.stdout), 1),
+                (Some(setup.stderr), 2),
+            ] {
+                if let Some(from) = from {
+                    check(raw::call(libc::SYS_dup3, [from as usize, to, 0, 0, 0, 0]))?;
                 }
             }
-        }
-        if libc::chdir(setup.cwd) != 0 {
-            return errno();
-        }
-        if let Some((uid, gid, groups)) = &setup.identity {
-            // Supplementary groups, then the group, then the user: each step needs
-            // the privileges the next one drops. Raw system calls, because glibc's
-            // wrappers would signal orch's other threads from here.
-            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
-                || libc::syscall(libc::SYS_setgid, *gid) != 0
-                || libc::syscall(libc::SYS_setuid, *uid) != 0
-            {
-                return errno();
+            check(raw::call(
+                libc::SYS_chdir,
+                [setup.cwd as usize, 0, 0, 0, 0, 0],
+            ))?;
+            if let Some((uid, gid, groups)) = &setup.identity {
+                // Supplementary groups, then the group, then the user: each step
+                // needs the privileges the next one drops.
+                check(raw::call(
+                    libc::SYS_setgroups,
+                    [groups.len(), groups.as_ptr() as usize, 0, 0, 0, 0],
+                ))?;
+                check(raw::call(libc::SYS_setgid, [*gid as usize, 0, 0, 0, 0, 0]))?;
+                check(raw::call(libc::SYS_setuid, [*uid as usize, 0, 0, 0, 0, 0]))?;
             }
+            check(raw::call(
+                libc::SYS_execve,
+                [
+                    setup.path as usize,
+                    setup.argv.as_ptr() as usize,
+                    setup.envp.as_ptr() as usize,
+                    0,
+                    0,
+                    0,
+                ],
+            ))?;
         }
-        libc::execve(setup.path, setup.argv.as_ptr(), setup.envp.as_ptr());
-        errno()
+        Ok(())
+    };
+    steps().err().unwrap_or(libc::ENOEXEC)
+}
+
+/// System calls without libc, for the child that shares orch's memory: libc's
+/// wrappers would write `errno`, which that child shares with orch.
+mod raw {
+    use nix::libc;
+
+    /// Make system call `number` with up to six arguments; a negative result is `-errno`.
+    ///
+    /// # Safety
+    /// As for the system call itself.
+    #[cfg(target_arch = "x86_64")]
+    pub unsafe fn call(number: libc::c_long, args: [usize; 6]) -> isize {
+        let result: isize;
+        // SAFETY: the Linux x86_64 system call convention.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") number as isize => result,
+                in("rdi") args[0], in("rsi") args[1], in("rdx") args[2],
+                in("r10") args[3], in("r8") args[4], in("r9") args[5],
+                lateout("rcx") _, lateout("r11") _,
+                options(nostack),
+            );
+        }
+        result
+    }
+
+    /// Make system call `number` with up to six arguments; a negative result is `-errno`.
+    ///
+    /// # Safety
+    /// As for the system call itself.
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn call(number: libc::c_long, args: [usize; 6]) -> isize {
+        let result: isize;
+        // SAFETY: the Linux aarch64 system call convention.
+        unsafe {
+            std::arch::asm!(
+                "svc 0",
+                in("x8") number,
+                inlateout("x0") args[0] as isize => result,
+                in("x1") args[1], in("x2") args[2], in("x3") args[3], in("x4") args[4], in("x5") args[5],
+                options(nostack),
+            );
+        }
+        result
     }
 }
 
@@ -1137,6 +1333,29 @@ mod tests {
             spawn_error(&program, Path::new("/etc/passwd")),
             "cannot start `true`: working directory /etc/passwd is not a directory"
         );
+    }
+
+    #[test]
+    fn an_exec_that_fails_in_the_child_says_why_on_stderr_and_exits_127() {
+        // Executable but in no format the kernel knows: only execve can tell.
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("garbage");
+        std::fs::write(&file, "not a program").expect("write");
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let member = start(
+            &Program::Argv(vec![file.display().to_string()]),
+            &env_with_path(),
+        );
+        assert_eq!(
+            read_all(member.stderr),
+            format!(
+                "orch: cannot start `{}`: not an executable format (ENOEXEC)\n",
+                file.display()
+            )
+        );
+        assert_eq!(wait_child(member.pid), ExitStatus::Code(127));
+        assert_eq!(settle(), 0, "the launch is freed once the child is gone");
     }
 
     #[test]

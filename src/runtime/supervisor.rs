@@ -27,6 +27,9 @@ use crate::control::protocol::{MemberStatus, Request, Response, ServiceStatus, S
 use crate::control::server::{self, Call};
 use crate::model::{Check, Stack};
 
+/// How soon to look again at children that had not exec'd yet.
+const SETTLE: Duration = Duration::from_millis(20);
+
 /// How often memory limits are checked, when any command has one.
 const MEMORY_CHECK: Duration = Duration::from_secs(1);
 
@@ -114,6 +117,7 @@ impl Executor {
         self.apply(first);
         while self.exit.is_none() {
             self.save_state();
+            let launching = spawn::settle() > 0;
             let next_timer = self.timers.peek().map(|Reverse(t)| t.0);
             tokio::select! {
                 _ = sigchld.recv() => self.reap(),
@@ -135,6 +139,8 @@ impl Executor {
                 }
                 () = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = memory.tick(), if watch_memory => self.check_memory(),
+                // Children still on their way to exec hold memory of orch's until then.
+                () = tokio::time::sleep(SETTLE), if launching => {}
             }
         }
         for pump in self.pumps.drain(..) {
