@@ -214,6 +214,12 @@ impl Stack {
     }
 }
 
+/// Whether `name` is non-empty, starts with a character `first` accepts and
+/// goes on with characters `rest` accepts: the shape of every kind of name.
+pub(crate) fn shaped(name: &str, first: fn(char) -> bool, rest: fn(char) -> bool) -> bool {
+    name.chars().next().is_some_and(first) && name.chars().all(rest)
+}
+
 /// The path that identifies a stack file: canonical (so `../stack.yaml` and
 /// `/abs/stack.yaml` name the same running stack), or absolute when it does
 /// not exist.

@@ -156,13 +156,11 @@ fn reference(inner: &str) -> Result<Ref<'_>, TemplateError> {
 }
 
 fn check_name(name: &str) -> Result<(), TemplateError> {
-    let ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ok = super::shaped(
+        name,
+        |c| c.is_ascii_alphabetic() || c == '_',
+        |c| c.is_ascii_alphanumeric() || c == '_' || c == '-',
+    );
     if ok {
         Ok(())
     } else {

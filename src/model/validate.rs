@@ -389,15 +389,11 @@ impl Validator<'_> {
     }
 
     fn check_name(&mut self, name: &Spanned<String>, what: &str) {
-        let ok = name
-            .value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-            && name
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let ok = super::shaped(
+            &name.value,
+            |c| c.is_ascii_alphanumeric(),
+            |c| c.is_ascii_alphanumeric() || c == '_' || c == '-',
+        );
         if !ok {
             self.problem(
                 Problem::new(
@@ -444,15 +440,11 @@ impl Validator<'_> {
     }
 
     fn check_env_name(&mut self, key: &Spanned<String>) {
-        let ok = key
-            .value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && key
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok = super::shaped(
+            &key.value,
+            |c| c.is_ascii_alphabetic() || c == '_',
+            |c| c.is_ascii_alphanumeric() || c == '_',
+        );
         if !ok {
             self.problem(
                 Problem::new(
@@ -554,15 +546,11 @@ impl Validator<'_> {
         let mut providers = HashMap::new();
         for draft in drafts {
             for key in draft.raw.iter().flat_map(|r| r.provides.keys()) {
-                let valid = key
-                    .value
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-                    && key
-                        .value
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                let valid = super::shaped(
+                    &key.value,
+                    |c| c.is_ascii_uppercase() || c == '_',
+                    |c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_',
+                );
                 if !valid {
                     self.problem(
                         Problem::new(format!("`{}` is not a valid locator name", key.value), key.span, "")
