@@ -646,6 +646,9 @@ unsafe fn child_main(setup: &ChildSetup) -> i32 {
 mod raw {
     use nix::libc;
 
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    compile_error!("orch starts members with raw Linux system calls, written for x86_64 and aarch64; add this architecture's `raw::call`");
+
     /// Make system call `number` with up to six arguments; a negative result is `-errno`.
     ///
     /// # Safety
