@@ -127,6 +127,29 @@ services:
     );
 }
 
+#[test]
+fn a_process_that_left_its_members_group_is_stopped_with_the_stack() {
+    // `setsid` takes the sleep out of the member's process group, so stopping
+    // the group does not reach it; orch adopted it and stops it on the way out.
+    let stack = Stack::new(
+        r"
+services:
+  db:
+    commands:
+      server:
+        command: setsid sleep 1001 & touch started; exec sleep 1000
+",
+    );
+    let mut orch = stack.up(&[]);
+    stack.wait_file("started");
+    orch.wait_for("the escaped process", || {
+        (running(&stack, "sleep 1001") == 1).then_some(())
+    });
+    orch.signal(Signal::SIGTERM);
+    orch.assert_exit(0);
+    stack.wait_all_gone();
+}
+
 /// Processes of the stack whose command line is exactly `cmdline`.
 fn running(stack: &Stack, cmdline: &str) -> usize {
     stack

@@ -19,6 +19,8 @@ pub struct Stat<'a> {
     pub comm: &'a str,
     /// State letter: `R`, `S`, `D`, `Z` (zombie), `T`, ...
     pub state: char,
+    /// Parent process id.
+    pub ppid: i32,
     /// Process group id.
     pub pgrp: i32,
     /// Start time in clock ticks since boot; with the pid, it identifies a process even
@@ -39,12 +41,14 @@ pub fn parse_stat(text: &str) -> Option<Stat<'_>> {
     // Field 3 (state) is the first one after `comm`.
     let mut fields = rest.split_ascii_whitespace();
     let state = fields.next()?.chars().next()?;
-    let pgrp = fields.nth(1)?.parse().ok()?; // field 5
+    let ppid = fields.next()?.parse().ok()?; // field 4
+    let pgrp = fields.next()?.parse().ok()?; // field 5
     let start_time = fields.nth(16)?.parse().ok()?; // field 22
     let rss_pages = fields.nth(1)?.parse().ok()?; // field 24
     Some(Stat {
         comm,
         state,
+        ppid,
         pgrp,
         start_time,
         rss_pages,
@@ -113,17 +117,18 @@ pub fn process_name(pid: Pid) -> Option<String> {
     with_stat(pid, |stat| stat.comm.to_owned())
 }
 
-/// Every process in the process group `pgid`, zombies included, in ascending pid order.
+/// The live children of `parent` (zombies, already gone, are left out): for a
+/// subreaper, also the orphans it adopted.
 #[must_use]
-pub fn group_members(pgid: Pid) -> Vec<Pid> {
-    let mut members = Vec::new();
+pub fn children(parent: Pid) -> Vec<Pid> {
+    let mut children = Vec::new();
     for_each_process(|pid, stat| {
-        if stat.pgrp == pgid.as_raw() {
-            members.push(Pid::from_raw(pid));
+        if stat.ppid == parent.as_raw() && stat.state != 'Z' {
+            children.push(Pid::from_raw(pid));
         }
     });
-    members.sort_unstable();
-    members
+    children.sort_unstable();
+    children
 }
 
 /// Resident memory, in bytes, of each process group in `pgids` (same order), summed over
@@ -236,6 +241,7 @@ mod tests {
             Some(Stat {
                 comm: "postgres",
                 state: 'S',
+                ppid: 1,
                 pgrp: 4242,
                 start_time: 987_654,
                 rss_pages: 2048,
@@ -273,7 +279,7 @@ mod tests {
         assert_eq!(process_name(me).as_deref(), Some(comm.trim_end()));
         assert!(process_start_time(me).is_some());
         assert_eq!(process_start_time(me), process_start_time(me));
-        assert!(group_members(getpgrp()).contains(&me));
+        assert!(children(nix::unistd::getppid()).contains(&me));
         assert!(!is_zombie(me));
     }
 
@@ -297,12 +303,12 @@ mod tests {
         assert_eq!(process_name(nobody), None);
         assert_eq!(process_start_time(nobody), None);
         assert!(!is_zombie(nobody));
-        assert!(group_members(nobody).is_empty());
+        assert!(children(nobody).is_empty());
         assert_eq!(group_rss_bytes(&[nobody]), [0]);
     }
 
     #[test]
-    fn group_members_and_memory_are_found() {
+    fn children_and_group_memory_are_found() {
         let mut child = Command::new("sh")
             .args(["-c", "sleep 1000 & exec sleep 1000"])
             .process_group(0)
@@ -313,16 +319,19 @@ mod tests {
         // The leader is in the group as soon as spawn returns; the background sleep may
         // take a moment.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let mut members = group_members(pgid);
-        while members.len() < 2 && std::time::Instant::now() < deadline {
+        let mut members = children(pgid);
+        while members.is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
-            members = group_members(pgid);
+            members = children(pgid);
         }
         let rss = group_rss_bytes(&[Pid::from_raw(5_000_000), pgid]);
         nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("kill");
         child.wait().expect("wait");
-        assert_eq!(members.len(), 2, "{members:?}");
-        assert!(members.contains(&pgid));
+        assert_eq!(
+            members.len(),
+            1,
+            "the shell's background sleep: {members:?}"
+        );
         assert_eq!(rss[0], 0);
         assert!(rss[1] > 0, "{rss:?}");
     }

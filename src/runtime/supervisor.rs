@@ -143,13 +143,17 @@ impl Executor {
                 () = tokio::time::sleep(SETTLE), if launching => {}
             }
         }
+        // The last lines of the members reach their logs; a pipe that something
+        // outside the members' groups still holds does not keep orch waiting.
+        let drained = Instant::now() + Duration::from_secs(2);
         for pump in self.pumps.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+            let _ = tokio::time::timeout_at(drained, pump).await;
         }
         server.abort();
         let _ = std::fs::remove_file(&self.socket_path);
         let _ = std::fs::remove_file(&self.state_path);
         self.reaper.dismiss();
+        sweep_adopted();
         Ok(self.exit.unwrap_or(1))
     }
 
@@ -634,6 +638,27 @@ impl Executor {
                 "cannot write the run-state file {}: {e}",
                 self.state_path.display()
             ));
+        }
+    }
+}
+
+/// Kill what orch adopted as a subreaper: processes that left their member's
+/// group (a daemon that called setsid, say) and outlived it. Their own
+/// children come back to orch in turn, so a few rounds are made.
+fn sweep_adopted() {
+    let me = nix::unistd::getpid();
+    for _ in 0..8 {
+        let adopted = procfs::children(me);
+        if adopted.is_empty() {
+            return;
+        }
+        for pid in adopted {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !procfs::children(me).is_empty() && std::time::Instant::now() < deadline {
+            let _ = spawn::reap();
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
