@@ -228,7 +228,7 @@ mod tests {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
 
-    use nix::unistd::{getpgrp, getpid};
+    use nix::unistd::getpid;
 
     const STAT: &str = "4242 (postgres) S 1 4242 4242 0 -1 4194560 1130 0 0 0 2 1 0 0 20 0 \
                         1 0 987654 175104000 2048 18446744073709551615 1 1 0 0 0 0 0 \
