@@ -20,6 +20,8 @@
 //! Every wait polls a condition against a deadline; nothing sleeps for a fixed
 //! time to let something happen.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -34,6 +36,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, User};
 use serde_json::Value;
+
+use common::run::poll;
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop");
@@ -694,19 +698,6 @@ fn stack_processes(dir: &Path, marker: &str) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------- setting up
-
-fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 fn unique() -> u128 {
     std::time::SystemTime::now()
