@@ -93,3 +93,25 @@ fn the_schema_rejects_what_orch_rejects() {
         assert!(!validator.is_valid(&yaml_to_json(text)), "{text}");
     }
 }
+
+#[test]
+fn the_schema_accepts_numbers_and_booleans_as_env_values_as_orch_does() {
+    let text = "\
+env: { DEBUG: true }
+services:
+  api:
+    env: { WORKERS: 4 }
+    commands:
+      web: { command: serve, env: { RATIO: 0.5 } }
+";
+    orch::model::Stack::from_text(Path::new("/tmp/stack.yaml"), text).expect("orch reads it");
+    let errors: Vec<String> = validator()
+        .iter_errors(&yaml_to_json(text))
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Not just anything: a list is no environment value.
+    assert!(!validator().is_valid(&yaml_to_json(
+        "services:\n  a:\n    env: { X: [1] }\n    commands:\n      c: { command: c }\n"
+    )));
+}

@@ -25,6 +25,7 @@ pub struct RawStack {
     pub name: Option<Spanned<String>>,
     /// Environment given to every command. Values may use `${VAR}` of orch's own environment.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, EnvValue>")]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
     /// Where `port: auto` draws from, as `LOW-HIGH` (default 8300-8499).
     pub port_range: Option<Spanned<PortRange>>,
@@ -43,6 +44,7 @@ pub struct RawService {
     pub depends_on: Vec<Spanned<String>>,
     /// Environment given to every command of this service.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, EnvValue>")]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
     /// The members of the group. A service without commands but with `depends_on` is a bundle.
     #[serde(default)]
@@ -64,6 +66,7 @@ pub struct RawCommand {
     pub working_dir: Option<Spanned<String>>,
     /// Environment of this command.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, EnvValue>")]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
     /// Restarts allowed within `respawn_window` before the member is disabled (default 5).
     pub respawn_count: Option<u32>,
@@ -94,6 +97,22 @@ pub struct RawCommand {
     /// Programs that must be on PATH before anything starts.
     #[serde(default)]
     pub system_packages: Vec<Spanned<String>>,
+}
+
+/// The schema of an environment value: orch reads `WORKERS: 4` and
+/// `DEBUG: true` as the text they are written as, so editors should accept them.
+pub struct EnvValue;
+
+impl JsonSchema for EnvValue {
+    fn schema_name() -> Cow<'static, str> {
+        "EnvValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A value; numbers and booleans are taken as the text they are written as.",
+            "type": ["string", "number", "boolean"]
+        })
+    }
 }
 
 /// `always` or `once`.
