@@ -447,9 +447,15 @@ impl Supervision {
         self.members[member].generation == generation
     }
 
-    fn command(&self, member: MemberId) -> &crate::model::Command {
+    /// The command a member runs.
+    pub fn command(&self, member: MemberId) -> &crate::model::Command {
         let m = &self.members[member];
         &self.stack.services[m.sid].commands[m.cid]
+    }
+
+    /// The process of that command a member is, with its expansions.
+    pub fn instance(&self, member: MemberId) -> &crate::model::Instance {
+        &self.command(member).instances[self.members[member].index]
     }
 
     fn say(&self, out: &mut Vec<Action>, member: MemberId, text: String) {
@@ -474,9 +480,7 @@ impl Supervision {
 
     fn spawned(&mut self, member: MemberId, pid: Pid, now: Instant, out: &mut Vec<Action>) {
         let generation = self.members[member].generation;
-        let check = &self.command(member).instances[self.members[member].index]
-            .ready
-            .check;
+        let check = &self.instance(member).ready.check;
         let immediate = matches!(check, Check::Started);
         let watched = !matches!(check, Check::Started | Check::Completed);
         self.say(out, member, format!("started (pid {pid})"));
@@ -495,10 +499,7 @@ impl Supervision {
     }
 
     fn monitor(&self, member: MemberId, out: &mut Vec<Action>) {
-        if self.command(member).instances[self.members[member].index]
-            .monitor
-            .is_some()
-        {
+        if self.instance(member).monitor.is_some() {
             out.push(Action::Monitor {
                 member,
                 generation: self.members[member].generation,

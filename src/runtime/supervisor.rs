@@ -198,7 +198,7 @@ impl Executor {
                 let Phase::Running { pid, .. } = m.phase else {
                     return None;
                 };
-                let limit = self.stack.services[m.sid].commands[m.cid].memory_limit?;
+                let limit = self.sup.command(id).memory_limit?;
                 Some((id, pid, limit, m.generation))
             })
             .collect();
@@ -300,17 +300,19 @@ impl Executor {
 
     /// The environment a member's processes get: orch's own, then the stack's.
     fn env(&self, member: MemberId) -> Vec<(String, String)> {
-        let m = &self.sup.members[member];
-        let instance = &self.stack.services[m.sid].commands[m.cid].instances[m.index];
+        let instance = self.sup.instance(member);
         let mut env: indexmap::IndexMap<String, String> = std::env::vars().collect();
-        env.extend(self.stack.member_env(m.sid, instance));
+        env.extend(
+            self.stack
+                .member_env(self.sup.members[member].sid, instance),
+        );
         env.into_iter().collect()
     }
 
     fn spawn(&mut self, member: MemberId, generation: u64) -> Result<nix::unistd::Pid, String> {
         let m = &self.sup.members[member];
         let (sid, cid) = (m.sid, m.cid);
-        let instance = &self.stack.services[sid].commands[cid].instances[m.index];
+        let instance = self.sup.instance(member);
         let log = match &self.logs[member] {
             Some(log) => Arc::clone(log),
             None => {
@@ -361,20 +363,15 @@ impl Executor {
     }
 
     fn context(&self, member: MemberId) -> Context {
-        let m = &self.sup.members[member];
-        let instance = &self.stack.services[m.sid].commands[m.cid].instances[m.index];
         Context {
             reaper: Arc::clone(&self.reaper),
             env: Arc::new(self.env(member)),
-            cwd: instance.working_dir.clone(),
+            cwd: self.sup.instance(member).working_dir.clone(),
         }
     }
 
     fn probe(&mut self, member: MemberId, generation: u64) {
-        let m = &self.sup.members[member];
-        let ready = self.stack.services[m.sid].commands[m.cid].instances[m.index]
-            .ready
-            .clone();
+        let ready = self.sup.instance(member).ready.clone();
         let ctx = self.context(member);
         let tx = self.tx.clone();
         let task = tokio::spawn(async move {
@@ -396,11 +393,7 @@ impl Executor {
     }
 
     fn monitor(&mut self, member: MemberId, generation: u64) {
-        let m = &self.sup.members[member];
-        let Some(monitor) = self.stack.services[m.sid].commands[m.cid].instances[m.index]
-            .monitor
-            .clone()
-        else {
+        let Some(monitor) = self.sup.instance(member).monitor.clone() else {
             return;
         };
         let ctx = self.context(member);
