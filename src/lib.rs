@@ -17,6 +17,7 @@ pub mod control;
 pub mod diag;
 pub mod model;
 pub mod output;
+pub mod paths;
 pub mod runtime;
 
 use std::path::{Path, PathBuf};
@@ -253,19 +254,8 @@ fn unexpected(response: control::protocol::Response) -> Error {
 
 /// Look a service up by name, or explain which names exist.
 pub fn service_id(stack: &Stack, name: &str) -> Result<model::ServiceId, Error> {
-    stack.service_id(name).ok_or_else(|| {
-        let names = stack.services.iter().map(|s| s.name.as_str());
-        let help = match diag::suggest(name, names.clone()) {
-            Some(close) => format!("did you mean `{close}`?"),
-            None => format!(
-                "the services of `{}` are: {}",
-                stack.name,
-                names.collect::<Vec<_>>().join(", ")
-            ),
-        };
-        Error::Usage {
-            message: format!("no service `{name}` in stack `{}`", stack.name),
-            help: Some(help),
-        }
+    stack.find_service(name).map_err(|e| Error::Usage {
+        message: e.message,
+        help: Some(e.help),
     })
 }

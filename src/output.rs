@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use indexmap::IndexMap;
 use serde_json::json;
 
-use crate::model::{Service, ServiceId, Stack};
+use crate::model::{HumanDuration, Service, ServiceId, Stack};
 
 /// A tree in the manner of `cargo tree`: each service nothing depends on,
 /// with its dependencies below it; a service whose dependencies were shown
@@ -101,7 +101,7 @@ pub fn critical_chain(stack: &Stack, live: &crate::control::protocol::StatusRepo
 }
 
 fn ms(ms: u64) -> String {
-    duration(std::time::Duration::from_millis(ms))
+    HumanDuration(std::time::Duration::from_millis(ms)).to_string()
 }
 
 /// ` [commands] -> LOCATORS` and the end of the line.
@@ -225,19 +225,6 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// A short human duration: `0s`, `250ms`, `1.5s`, `60s`, `5m`, `2h`.
-pub fn duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0 => "0s".to_owned(),
-        1..=999 => format!("{ms}ms"),
-        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        _ if ms % 60_000 == 0 && ms >= 120_000 => format!("{}m", ms / 60_000),
-        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        _ => format!("{:.1}s", d.as_secs_f64()),
-    }
-}
-
 /// `orch status --json`: exactly the contract's fields.
 pub fn status_json(report: &crate::control::protocol::StatusReport) -> serde_json::Value {
     json!({
@@ -292,8 +279,9 @@ pub fn status_table(report: &crate::control::protocol::StatusReport) -> String {
                 m.pid.map_or("-".into(), |p| p.to_string()),
                 m.port.map_or("-".into(), |p| p.to_string()),
                 m.restarts.to_string(),
-                m.uptime
-                    .map_or("-".into(), |u| duration(std::time::Duration::from_secs(u))),
+                m.uptime.map_or("-".into(), |u| {
+                    HumanDuration(std::time::Duration::from_secs(u)).to_string()
+                }),
                 m.memory
                     .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
             ]);

@@ -6,12 +6,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use super::protocol::{Envelope, Request, Response, VERSION};
-use crate::runtime::runstate;
-
-/// The socket of the stack whose file is `file` (absolute).
-pub fn socket_path(file: &Path) -> std::io::Result<PathBuf> {
-    Ok(runstate::run_dir()?.join(format!("{}.sock", runstate::stack_key(file))))
-}
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -27,7 +21,7 @@ pub enum ClientError {
 
 /// Send `request` to the stack of `file` and wait for its answer.
 pub fn call(file: &Path, request: Request) -> Result<Response, ClientError> {
-    let path = socket_path(file)?;
+    let path = crate::paths::socket_path(file)?;
     let mut stream = UnixStream::connect(&path).map_err(|_| ClientError::NotRunning {
         file: file.to_path_buf(),
     })?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use nix::sys::signal::Signal;
 
-pub use crate::config::raw::WhenToRun;
+pub use crate::config::raw::{HumanDuration, WhenToRun};
 pub use dag::{Dag, ServiceId};
 
 use crate::diag::InvalidStack;
@@ -186,6 +186,25 @@ impl Stack {
         self.services.iter().position(|s| s.name == name)
     }
 
+    /// Look a service up by a name a user gave, or explain which names exist.
+    pub fn find_service(&self, name: &str) -> Result<ServiceId, UnknownService> {
+        self.service_id(name).ok_or_else(|| {
+            let names = self.services.iter().map(|s| s.name.as_str());
+            let help = match crate::diag::suggest(name, names.clone()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!(
+                    "the services of `{}` are: {}",
+                    self.name,
+                    names.collect::<Vec<_>>().join(", ")
+                ),
+            };
+            UnknownService {
+                message: format!("no service `{name}` in stack `{}`", self.name),
+                help,
+            }
+        })
+    }
+
     /// How a member is named on the console and in its log file's name:
     /// `service.command`, or `service.command.N` for a command with several processes.
     pub fn member_label(&self, sid: ServiceId, cid: usize, index: usize) -> String {
@@ -236,6 +255,15 @@ fn display_name(file: &Path) -> String {
         .unwrap_or_else(|| file.to_path_buf())
         .display()
         .to_string()
+}
+
+/// A service name that is not in the stack, with the names that are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+pub struct UnknownService {
+    pub message: String,
+    #[help]
+    pub help: String,
 }
 
 /// Why a stack could not be loaded.

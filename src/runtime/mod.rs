@@ -46,11 +46,9 @@ pub fn up(stack: Stack, options: &Options) -> Result<u8, Error> {
     let identities = identities(&stack, &wanted)?;
 
     let failed = |what: String| Error::Failed(miette::miette!("{what}").into());
-    let run_dir =
-        runstate::run_dir().map_err(|e| failed(format!("cannot make orch's run folder: {e}")))?;
-    let state_path = run_dir.join(format!("{}.state", runstate::stack_key(&stack.file)));
-    let socket_path = crate::control::client::socket_path(&stack.file)
-        .map_err(|e| failed(format!("cannot make orch's run folder: {e}")))?;
+    let run_folder = |e| failed(format!("cannot make orch's run folder: {e}"));
+    let state_path = crate::paths::state_path(&stack.file).map_err(run_folder)?;
+    let socket_path = crate::paths::socket_path(&stack.file).map_err(run_folder)?;
     let socket = match crate::control::server::bind(&socket_path) {
         Ok(listener) => listener,
         Err(crate::control::server::BindError::InUse(_)) => {

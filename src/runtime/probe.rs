@@ -11,7 +11,7 @@ use tokio::time::{timeout, Instant};
 
 use super::reaper::Reaper;
 use super::spawn::{self, SpawnSpec};
-use crate::model::{Check, Program};
+use crate::model::{Check, HumanDuration, Program};
 
 /// What a probe or monitor command needs to run like its member.
 #[derive(Clone)]
@@ -37,13 +37,10 @@ pub async fn until_ready(
         let last = match timeout(attempt_limit, attempt(check, ctx, attempt_limit)).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => e,
-            Err(_) => format!(
-                "no answer within {}",
-                crate::output::duration(attempt_limit)
-            ),
+            Err(_) => format!("no answer within {}", HumanDuration(attempt_limit)),
         };
         if Instant::now() + interval >= deadline {
-            return Err(format!("after {}: {last}", crate::output::duration(limit)));
+            return Err(format!("after {}: {last}", HumanDuration(limit)));
         }
         tokio::time::sleep(interval).await;
     }
@@ -162,7 +159,7 @@ pub async fn run(program: &Program, ctx: &Context, limit: Duration) -> Result<()
         Ok((_, Err(_))) => Err(format!("`{program}` vanished")),
         Err(_) => Err(format!(
             "`{program}` took longer than {}",
-            crate::output::duration(limit)
+            HumanDuration(limit)
         )),
     }
 }

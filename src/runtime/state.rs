@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::spawn::ExitStatus;
-use crate::model::{Check, ServiceId, Stack, WhenToRun};
+use crate::model::{Check, HumanDuration, ServiceId, Stack, WhenToRun};
 
 /// Per service: up, and down for good. See [`Supervision::health`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -619,7 +619,7 @@ impl Supervision {
             let text = format!(
                 "{reason}; disabled after {} restarts within {}",
                 m.recent.len(),
-                crate::output::duration(respawn.window)
+                HumanDuration(respawn.window)
             );
             self.say(out, member, text);
             if self.abort_on_failure {
@@ -646,10 +646,10 @@ impl Supervision {
         let generation = m.generation;
         let text = format!(
             "{reason}; restarting in {} (restart {} of {} within {})",
-            crate::output::duration(delay),
+            HumanDuration(delay),
             m.recent.len(),
             respawn.count,
-            crate::output::duration(respawn.window)
+            HumanDuration(respawn.window)
         );
         self.say(out, member, text);
         if delay.is_zero() {

@@ -422,9 +422,9 @@ impl Executor {
             names
                 .iter()
                 .map(|n| {
-                    crate::service_id(&self.stack, n).map_err(|e| match e {
-                        crate::Error::Usage { message, help } => Response::Error { message, help },
-                        other => Response::error(other.to_string()),
+                    self.stack.find_service(n).map_err(|e| Response::Error {
+                        message: e.message,
+                        help: Some(e.help),
                     })
                 })
                 .collect()

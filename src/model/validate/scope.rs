@@ -1,0 +1,207 @@
+//! What templates can see, and their expansion into text with a problem
+//! for each reference that does not resolve.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+
+use super::super::template::{self, Ref, TemplateError};
+use super::super::Program;
+use super::{Lookup, Validator};
+use crate::config::raw::RawProgram;
+use crate::config::Spanned;
+use crate::diag::{suggest, Problem};
+
+/// What a service's templates can see.
+pub(super) struct Scope<'a> {
+    pub(super) service: &'a str,
+    /// `None` outside a command; `Some(None)` in a command without a port.
+    pub(super) port: Option<Option<u16>>,
+    /// The ports of each command of the service, by name.
+    pub(super) ports: &'a IndexMap<String, Vec<Option<u16>>>,
+    /// Locators visible: the service's own, then its dependencies'.
+    pub(super) locators: &'a [&'a IndexMap<String, String>],
+    pub(super) stack_env: &'a IndexMap<String, String>,
+    /// Who provides each locator of the stack, to explain a missing dependency.
+    pub(super) providers: &'a HashMap<String, &'a str>,
+    pub(super) lookup: Lookup<'a>,
+}
+
+impl Scope<'_> {
+    pub(super) fn resolve(&self, r: &Ref<'_>) -> Result<String, TemplateError> {
+        match *r {
+            Ref::Port => match self.port {
+                Some(Some(port)) => Ok(port.to_string()),
+                Some(None) => Err(TemplateError::new(
+                    "`${port}` is used, but this command has no port",
+                )
+                .help("give the command `port: auto` or a port number")),
+                None => Err(
+                    TemplateError::new("`${port}` only means something inside a command")
+                        .help("name the command: `${NAME.port}`"),
+                ),
+            },
+            Ref::CommandPort(name) => self.command_ports(name).map(|ports| ports[0].to_string()),
+            Ref::CommandPorts(name) => self.command_ports(name).map(|ports| {
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+            Ref::Name { name, default } => self.name(name, default),
+        }
+    }
+
+    pub(super) fn command_ports(&self, name: &str) -> Result<Vec<u16>, TemplateError> {
+        let Some(ports) = self.ports.get(name) else {
+            let mut e = TemplateError::new(format!(
+                "service `{}` has no command `{name}`",
+                self.service
+            ));
+            if let Some(close) = suggest(name, self.ports.keys().map(String::as_str)) {
+                e = e.help(format!("did you mean `{close}`?"));
+            } else {
+                e = e.help("`${NAME.port}` names a command of the same service; other services export what they offer with `provides`");
+            }
+            return Err(e);
+        };
+        let ports: Option<Vec<u16>> = ports.iter().copied().collect();
+        ports.filter(|p| !p.is_empty()).ok_or_else(|| {
+            TemplateError::new(format!("command `{name}` has no port"))
+                .help("give it `port: auto` or a port number")
+        })
+    }
+
+    pub(super) fn name(&self, name: &str, default: Option<&str>) -> Result<String, TemplateError> {
+        let found = self
+            .locators
+            .iter()
+            .find_map(|l| l.get(name).cloned())
+            .or_else(|| self.stack_env.get(name).cloned())
+            .or_else(|| (self.lookup)(name));
+        if let Some(value) = found.or_else(|| default.map(str::to_owned)) {
+            return Ok(value);
+        }
+        if let Some(provider) = self.providers.get(name) {
+            if *provider == self.service {
+                return Err(TemplateError::new(format!(
+                    "`{name}` is used before `provides` defines it"
+                ))
+                .help("a locator can use those declared above it"));
+            }
+            return Err(TemplateError::new(format!(
+                "`{name}` is provided by service `{provider}`, which `{}` does not depend on",
+                self.service
+            ))
+            .help(format!(
+                "add `{provider}` to `depends_on` of `{}`",
+                self.service
+            )));
+        }
+        let known = self
+            .locators
+            .iter()
+            .flat_map(|l| l.keys())
+            .chain(self.stack_env.keys())
+            .map(String::as_str);
+        let help = match suggest(name, known) {
+            Some(close) => format!("did you mean `${{{close}}}`?"),
+            None => format!(
+                "set it in the stack's `env`, give a default with `${{{name}:-value}}`, or write `$${{{name}}}` to leave it to the shell"
+            ),
+        };
+        Err(TemplateError::new(format!("`${{{name}}}` is not defined")).help(help))
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn stack_env(
+        &mut self,
+        raw: &IndexMap<Spanned<String>, Spanned<String>>,
+    ) -> IndexMap<String, String> {
+        let mut env = IndexMap::new();
+        for (key, value) in raw {
+            self.check_env_name(key);
+            let lookup = self.lookup;
+            let expanded = template::expand(&value.value, |r| {
+                match r {
+                Ref::Name { name, default } => env
+                    .get(*name)
+                    .cloned()
+                    .or_else(|| lookup(name))
+                    .or_else(|| default.map(str::to_owned))
+                    .ok_or_else(|| {
+                        TemplateError::new(format!("`${{{name}}}` is not defined"))
+                            .help(format!("the stack `env` can use orch's own environment and the entries above it; give a default with `${{{name}:-value}}`"))
+                    }),
+                _ => Err(TemplateError::new("the stack `env` can only use variables, not ports")
+                    .help("move this entry to the `env` of a service or command")),
+            }
+            });
+            match expanded {
+                Ok(text) => {
+                    env.insert(key.value.clone(), text);
+                }
+                Err(e) => self.template_problem(&e, value),
+            }
+        }
+        env
+    }
+
+    pub(super) fn env_map(
+        &mut self,
+        raw: &IndexMap<Spanned<String>, Spanned<String>>,
+        scope: &Scope<'_>,
+    ) -> IndexMap<String, String> {
+        let mut env = IndexMap::with_capacity(raw.len());
+        for (key, value) in raw {
+            self.check_env_name(key);
+            if let Some(text) = self.expand(value, scope) {
+                env.insert(key.value.clone(), text);
+            }
+        }
+        env
+    }
+
+    pub(super) fn expand(&mut self, value: &Spanned<String>, scope: &Scope<'_>) -> Option<String> {
+        match template::expand(&value.value, |r| scope.resolve(r)) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                self.template_problem(&e, value);
+                None
+            }
+        }
+    }
+
+    pub(super) fn template_problem<T>(&mut self, e: &TemplateError, within: &Spanned<T>) {
+        self.problem(
+            Problem::new(e.message.clone(), e.span_in(within), "").maybe_help(e.help.clone()),
+        );
+    }
+
+    pub(super) fn program(
+        &mut self,
+        raw: &Spanned<RawProgram>,
+        scope: &Scope<'_>,
+    ) -> Option<Program> {
+        match &raw.value {
+            RawProgram::Shell(text) => {
+                let spanned = Spanned {
+                    value: text.clone(),
+                    span: raw.span,
+                    text_at: raw.text_at,
+                };
+                self.expand(&spanned, scope).map(Program::Shell)
+            }
+            RawProgram::Argv(args) => {
+                let expanded: Vec<Option<String>> =
+                    args.iter().map(|a| self.expand(a, scope)).collect();
+                expanded
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Program::Argv)
+            }
+        }
+    }
+}
