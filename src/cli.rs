@@ -151,7 +151,10 @@ pub enum Command {
     },
     /// Kill the members of an orch that died (started by `orch up` itself).
     #[command(hide = true)]
-    Guard,
+    Guard {
+        /// The environment entry that marks the processes of that orch.
+        mark: String,
+    },
 }
 
 /// Arguments of `orch up`.

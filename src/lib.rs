@@ -40,6 +40,15 @@ pub enum Error {
         #[help]
         help: Option<String>,
     },
+    /// The stack could not be run: exit 2 when orch refused (nothing was
+    /// started), 1 when something failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Run(#[from] runtime::Error),
+    /// A diagnostic rendered elsewhere (by the running stack), shown as it
+    /// is: exit 2.
+    #[error("{0}")]
+    Rendered(String),
     /// Anything else: exit 1.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -49,8 +58,19 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Load(_) | Error::Usage { .. } => ExitCode::from(2),
-            Error::Failed(_) => ExitCode::from(1),
+            Error::Load(_)
+            | Error::Usage { .. }
+            | Error::Rendered(_)
+            | Error::Run(runtime::Error::Refused { .. }) => ExitCode::from(2),
+            Error::Run(runtime::Error::Failed { .. }) | Error::Failed(_) => ExitCode::from(1),
+        }
+    }
+
+    /// Write the error for the user, on stderr.
+    pub fn report(self) {
+        match self {
+            Error::Rendered(text) => eprintln!("{}", text.trim_end()),
+            other => eprintln!("{:?}", miette::Report::new(other)),
         }
     }
 }
@@ -61,7 +81,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let file = |arg: &cli::FileArg| stack_file(arg.file.as_deref(), top.as_deref());
     match cli.command {
         Command::Up(args) => return up(args, top.as_deref()),
-        Command::Guard => runtime::guard::serve(),
+        Command::Guard { mark } => runtime::guard::serve(&mark),
         Command::Status {
             services,
             file: f,
@@ -101,7 +121,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             control::protocol::Request::Start { services },
         )?)?,
         Command::Down { file: f } => {
-            print_lines(control_call(&file(&f), control::protocol::Request::Down)?)?
+            let path = running_stack(&file(&f))?;
+            match control::client::call(&path, control::protocol::Request::Down) {
+                // Stopping what does not run is done already.
+                Err(e @ control::client::ClientError::NotRunning { .. }) => {
+                    println!("nothing to stop: {e}");
+                }
+                result => print_lines(answer(result)?)?,
+            }
         }
         Command::Reload { file: f } => {
             print_lines(control_call(&file(&f), control::protocol::Request::Reload)?)?
@@ -117,7 +144,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 .iter()
                 .map(|n| service_id(&stack, n))
                 .collect::<Result<Vec<_>, _>>()?;
-            runtime::logs::show(&stack, &ids, lines, follow)
+            runtime::logs::view::show(&stack, &ids, lines, follow)
                 .map_err(|e| Error::Failed(miette::miette!("{e}").into()))?;
         }
         Command::Check { file: f } => {
@@ -193,17 +220,19 @@ fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
     }
     let file = positional.unwrap_or_else(|| stack_file(args.file.file.as_deref(), top));
     let stack = Stack::load(&file)?;
-    let services = names
-        .iter()
-        .map(|n| service_id(&stack, n))
-        .collect::<Result<Vec<_>, _>>()?;
-    runtime::up(
+    for name in names {
+        service_id(&stack, name)?;
+    }
+    Ok(runtime::up(
         stack,
-        &runtime::Options {
-            services,
+        runtime::Options {
+            selection: runtime::core::Selection {
+                names: names.to_vec(),
+                also: Vec::new(),
+            },
             abort_on_failure: args.abort_on_failure,
         },
-    )
+    )?)
 }
 
 /// The stack file: given after the subcommand, else before it (or
@@ -219,13 +248,28 @@ fn control_call(
     file: &Path,
     request: control::protocol::Request,
 ) -> Result<control::protocol::Response, Error> {
-    // Found by its path, so a file being edited need not be valid.
-    let path = model::stack_path(file).map_err(|e| Error::Usage {
+    answer(control::client::call(&running_stack(file)?, request))
+}
+
+/// The path a running stack is found by: its file's, resolved, so a file
+/// being edited need not be valid.
+fn running_stack(file: &Path) -> Result<PathBuf, Error> {
+    model::stack_path(file).map_err(|e| Error::Usage {
         message: format!("cannot resolve the stack file {}: {e}", file.display()),
         help: None,
-    })?;
-    match control::client::call(&path, request) {
-        Ok(control::protocol::Response::Error { message, help }) => {
+    })
+}
+
+/// A running stack's answer, its error replies as errors.
+fn answer(
+    result: Result<control::protocol::Response, control::client::ClientError>,
+) -> Result<control::protocol::Response, Error> {
+    match result {
+        Ok(control::protocol::Response::Error {
+            diagnostic: Some(text),
+            ..
+        }) => Err(Error::Rendered(text)),
+        Ok(control::protocol::Response::Error { message, help, .. }) => {
             Err(Error::Usage { message, help })
         }
         Ok(response) => Ok(response),

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let cli = orch::cli::Cli::parse();
     if !matches!(
         cli.command,
-        orch::cli::Command::Up(_) | orch::cli::Command::Guard
+        orch::cli::Command::Up(_) | orch::cli::Command::Guard { .. }
     ) {
         // Reports end quietly when their reader goes away (`orch status | head`),
         // as other Unix tools do; `orch up` ignores SIGPIPE and keeps running.
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             let code = error.exit_code();
-            eprintln!("{:?}", miette::Report::new(error));
+            error.report();
             code
         }
     }

@@ -1005,7 +1005,6 @@ fn client_commands_without_a_running_stack_exit_1() {
         &["restart", "db"],
         &["stop", "db"],
         &["start", "db"],
-        &["down"],
         &["reload"],
     ] {
         let out = client(&stack, args);
@@ -1019,6 +1018,15 @@ fn client_commands_without_a_running_stack_exit_1() {
         );
         assert!(err.contains("start it with `orch up "), "{err}");
     }
+    // Stopping what does not run is done already: scripts can call it blindly.
+    let out = client(&stack, &["down"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert!(
+        out.stdout
+            .starts_with("nothing to stop: no running stack for "),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

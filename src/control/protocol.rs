@@ -49,6 +49,9 @@ pub enum Response {
         /// What to do about it, when orch knows.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         help: Option<String>,
+        /// A full diagnostic (an invalid stack file's), to show as it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diagnostic: Option<String>,
     },
 }
 
@@ -57,7 +60,26 @@ impl Response {
         Response::Error {
             message: message.into(),
             help: None,
+            diagnostic: None,
         }
+    }
+}
+
+/// Read one request line as a client sent it; the error reply when it is
+/// too long, not a request of this shape, or of another protocol version.
+pub fn decode(line: &[u8]) -> Result<Request, Response> {
+    if line.len() > MAX_REQUEST {
+        return Err(Response::error(format!(
+            "request too large: at most {MAX_REQUEST} bytes"
+        )));
+    }
+    match serde_json::from_slice::<Envelope>(line) {
+        Ok(envelope) if envelope.version != VERSION => Err(Response::error(format!(
+            "protocol version {} is not spoken here (this orch speaks {VERSION})",
+            envelope.version
+        ))),
+        Ok(envelope) => Ok(envelope.request),
+        Err(e) => Err(Response::error(format!("malformed request: {e}"))),
     }
 }
 
@@ -96,4 +118,7 @@ pub struct MemberStatus {
     /// Resident memory of its process group in bytes; not part of the JSON contract.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub memory: Option<u64>,
+    /// Why its log file cannot be written, while it cannot.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub log_error: Option<String>,
 }

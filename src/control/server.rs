@@ -1,20 +1,27 @@
 //! The control socket of a running stack: accepts connections from the same
 //! user (or root) only, reads one request per line, hands it to the
 //! supervisor as a message and writes back its answer. It holds no state of
-//! its own.
+//! its own. Each connection is its own task, with a time limit, so a client
+//! that never finishes its request (or never reads the answer) holds up
+//! nothing else; when orch exits, every request it took gets its answer.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 
-use super::protocol::{Envelope, Request, Response, MAX_REQUEST, VERSION};
+use super::protocol::{decode, Request, Response, MAX_REQUEST};
 
 /// A request with the way back to its client.
 pub type Call = (Request, oneshot::Sender<Response>);
+
+/// How long a client may take to send its request, and to read the answer.
+const CLIENT_TIME: Duration = Duration::from_secs(10);
 
 /// Why the socket could not be opened.
 #[derive(Debug)]
@@ -40,21 +47,67 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, BindError> 
     Ok(listener)
 }
 
-/// Serve connections until the supervisor goes away.
-pub async fn serve(listener: UnixListener, calls: mpsc::Sender<Call>) {
-    let me = nix::unistd::Uid::current().as_raw();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let allowed = stream
-            .peer_cred()
-            .is_ok_and(|cred| cred.uid() == me || cred.uid() == 0);
-        let calls = calls.clone();
-        tokio::spawn(async move {
-            let _ = connection(stream, allowed, calls).await;
-        });
+/// The serving task.
+pub struct Server {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Serve `listener` (bound at `path`), handing requests to `calls`.
+    pub fn start(listener: UnixListener, calls: mpsc::Sender<Call>, path: PathBuf) -> Server {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, calls, stopped));
+        Server { stop, task, path }
     }
+
+    /// Take no new connection (the socket goes away); those open go on.
+    pub fn stop_accepting(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.stop.send(true);
+    }
+
+    /// Wait, for at most `limit`, until every open connection got its answer.
+    pub async fn finish(self, limit: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(limit, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+async fn serve(
+    listener: UnixListener,
+    calls: mpsc::Sender<Call>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let me = nix::unistd::Uid::current().as_raw();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let allowed = stream
+                    .peer_cred()
+                    .is_ok_and(|cred| cred.uid() == me || cred.uid() == 0);
+                let calls = calls.clone();
+                connections.spawn(async move {
+                    let _ = tokio::time::timeout(
+                        CLIENT_TIME * 2,
+                        connection(stream, allowed, calls),
+                    )
+                    .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    drop(listener);
+    drop(calls);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn connection(
@@ -63,37 +116,40 @@ async fn connection(
     calls: mpsc::Sender<Call>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let reply = |response: &Response| {
-        let mut line = serde_json::to_vec(response).expect("responses are plain data");
-        line.push(b'\n');
-        line
-    };
     // The request is read (up to the cap) before any answer, so a client
     // that is refused still finds the reply instead of a closed socket.
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
     let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line).await?;
-    let response = if !allowed {
+    let read = tokio::time::timeout(CLIENT_TIME, reader.read_until(b'\n', &mut line)).await;
+    let response = if read.is_err() {
+        Response::error(format!(
+            "no whole request within {}s",
+            CLIENT_TIME.as_secs()
+        ))
+    } else if !allowed {
         Response::error("permission denied: this stack belongs to another user")
-    } else if line.len() > MAX_REQUEST {
-        Response::error(format!("request too large: at most {MAX_REQUEST} bytes"))
     } else {
-        match serde_json::from_slice::<Envelope>(&line) {
-            Ok(envelope) if envelope.version != VERSION => Response::error(format!(
-                "protocol version {} is not spoken here (this orch speaks {VERSION})",
-                envelope.version
-            )),
-            Ok(envelope) => {
+        match decode(&line) {
+            Ok(request) => {
+                let gone = match &request {
+                    Request::Down => Response::Done {
+                        lines: vec!["the stack has stopped".into()],
+                    },
+                    _ => Response::error("the stack has stopped"),
+                };
                 let (tx, rx) = oneshot::channel();
-                if calls.send((envelope.request, tx)).await.is_err() {
-                    Response::error("the stack is shutting down")
+                if calls.send((request, tx)).await.is_err() {
+                    gone
                 } else {
-                    rx.await
-                        .unwrap_or(Response::error("the stack is shutting down"))
+                    rx.await.unwrap_or(gone)
                 }
             }
-            Err(e) => Response::error(format!("malformed request: {e}")),
+            Err(e) => e,
         }
     };
-    write.write_all(&reply(&response)).await
+    let mut reply = serde_json::to_vec(&response).expect("responses are plain data");
+    reply.push(b'\n');
+    tokio::time::timeout(CLIENT_TIME, write.write_all(&reply))
+        .await
+        .unwrap_or(Ok(()))
 }

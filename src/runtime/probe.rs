@@ -1,5 +1,11 @@
 //! Readiness probes and monitor commands. Each runs in its own task and
 //! reports back as a supervisor event; none blocks the supervisor.
+//!
+//! A TCP or HTTP check counts only a listener of the member itself: when the
+//! connection succeeds, the listening socket must be one of the member's
+//! process group (its inode, from /proc/net/tcp and tcp6, among the group's
+//! open descriptors), so another program on the port never makes a member
+//! ready.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
+use super::procfs::{self, Listener};
 use super::reaper::Reaper;
 use super::spawn::{self, SpawnSpec};
 use crate::model::{Check, HumanDuration, Program};
@@ -19,24 +26,36 @@ pub struct Context {
     pub reaper: Arc<Reaper>,
     pub env: Arc<Vec<(String, String)>>,
     pub cwd: PathBuf,
+    /// The member's process group: a listener must be one of it.
+    pub group: nix::unistd::Pid,
 }
 
 /// Try `check` every `interval` until it passes (`Ok`) or `limit` has passed
-/// (`Err` with the last failure).
+/// (`Err` with the last failure). `waiting` hears each new reason it has not
+/// passed yet that is worth telling (a stranger on the member's port).
 pub async fn until_ready(
     check: &Check,
     interval: Duration,
     limit: Duration,
     ctx: &Context,
+    waiting: impl Fn(String),
 ) -> Result<(), String> {
     let deadline = Instant::now() + limit;
+    let mut told = None;
     loop {
         let attempt_limit = interval
             .max(Duration::from_secs(1))
             .min(limit.max(Duration::from_millis(100)));
         let last = match timeout(attempt_limit, attempt(check, ctx, attempt_limit)).await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => e,
+            Ok(Err(Failure::Stranger(why))) => {
+                if told.as_ref() != Some(&why) {
+                    waiting(why.clone());
+                    told = Some(why.clone());
+                }
+                why
+            }
+            Ok(Err(Failure::Plain(e))) => e,
             Err(_) => format!("no answer within {}", HumanDuration(attempt_limit)),
         };
         if Instant::now() + interval >= deadline {
@@ -46,13 +65,52 @@ pub async fn until_ready(
     }
 }
 
-async fn attempt(check: &Check, ctx: &Context, limit: Duration) -> Result<(), String> {
+/// Why an attempt did not pass.
+enum Failure {
+    Plain(String),
+    /// Something answered on the port, but not the member.
+    Stranger(String),
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure::Plain(why)
+    }
+}
+
+async fn attempt(check: &Check, ctx: &Context, limit: Duration) -> Result<(), Failure> {
     match check {
-        Check::Tcp { host, port } => tcp(host.as_deref(), *port).await.map(drop),
-        Check::Http { url } => http(url).await,
-        Check::Command(program) => run(program, ctx, limit).await,
+        Check::Tcp { host, port } => {
+            tcp(host.as_deref(), *port).await?;
+            owned(*port, ctx.group).await
+        }
+        Check::Http { url } => {
+            let port = http(url).await?;
+            owned(port, ctx.group).await
+        }
+        Check::Command(program) => Ok(run(program, ctx, limit).await?),
         // Started and Completed are decided by the supervisor, Log by the log pump.
         Check::Started | Check::Completed | Check::Log(_) => std::future::pending().await,
+    }
+}
+
+/// Whether the listener on `port` that answered is the member's (or, when
+/// nothing here listens on it, a remote one).
+async fn owned(port: u16, group: nix::unistd::Pid) -> Result<(), Failure> {
+    let seen = tokio::task::spawn_blocking(move || procfs::listener(port, group))
+        .await
+        .unwrap_or(Listener::Nobody);
+    match seen {
+        Listener::Nobody | Listener::Member => Ok(()),
+        Listener::Stranger(holder) => {
+            let who = holder.map_or_else(
+                || "another program".to_owned(),
+                |(pid, name)| format!("pid {pid} ({name})"),
+            );
+            Err(Failure::Stranger(format!(
+                "port {port} is held by {who}, not by this member"
+            )))
+        }
     }
 }
 
@@ -72,8 +130,8 @@ async fn tcp(host: Option<&str>, port: u16) -> Result<TcpStream, String> {
     Err(last)
 }
 
-/// GET the URL and expect a 2xx status.
-async fn http(url: &str) -> Result<(), String> {
+/// GET the URL and expect a 2xx status; the port it answered on.
+async fn http(url: &str) -> Result<u16, String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url} is not an http:// URL"))?;
@@ -113,7 +171,7 @@ async fn http(url: &str) -> Result<(), String> {
         .unwrap_or_default()
         .to_owned();
     match line.split_whitespace().nth(1) {
-        Some(code) if code.starts_with('2') && code.len() == 3 => Ok(()),
+        Some(code) if code.starts_with('2') && code.len() == 3 => Ok(port),
         Some(_) => Err(format!("{url} answered `{}`", line.trim())),
         None => Err(format!("{url} gave no HTTP answer")),
     }
@@ -127,7 +185,6 @@ pub async fn run(program: &Program, ctx: &Context, limit: Duration) -> Result<()
         env: &ctx.env,
         cwd: &ctx.cwd,
         identity: None,
-        stdin_null: true,
     };
     let (spawned, status) = ctx.reaper.spawn_task(&spec).map_err(|e| e.to_string())?;
     let pid = spawned.pid;

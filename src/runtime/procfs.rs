@@ -182,6 +182,44 @@ fn socket_inode(target: &Path) -> Option<u64> {
         .ok()
 }
 
+/// Inodes of the sockets listening on TCP `port`, IPv4 or IPv6, in orch's
+/// network namespace.
+#[must_use]
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .flat_map(|table| parse_listening_inodes(&table, port))
+        .collect()
+}
+
+/// Every pid in `/proc`, in order.
+fn pids() -> Vec<Pid> {
+    let mut pids: Vec<i32> = fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids.into_iter().map(Pid::from_raw).collect()
+}
+
+/// Whether `pid` has an open file descriptor on one of the sockets `inodes`.
+fn holds_socket(pid: Pid, inodes: &[u64]) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .ok()
+            .and_then(|target| socket_inode(&target))
+            .is_some_and(|inode| inodes.contains(&inode))
+    })
+}
+
 /// The process (pid and name) that holds a socket listening on TCP `port` on any
 /// address, IPv4 or IPv6, in orch's network namespace.
 ///
@@ -190,34 +228,72 @@ fn socket_inode(target: &Path) -> Option<u64> {
 /// descriptor): meant for an error message, not for polling.
 #[must_use]
 pub fn port_holder(port: u16) -> Option<(Pid, String)> {
-    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| fs::read_to_string(table).ok())
-        .flat_map(|table| parse_listening_inodes(&table, port))
-        .collect();
+    let inodes = listening_inodes(port);
     if inodes.is_empty() {
         return None;
     }
-    let mut pids: Vec<i32> = fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids.into_iter().map(Pid::from_raw).find_map(|pid| {
-        let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-        let holds = fds.flatten().any(|fd| {
-            fs::read_link(fd.path())
-                .ok()
-                .and_then(|target| socket_inode(&target))
-                .is_some_and(|inode| inodes.contains(&inode))
-        });
-        if holds {
-            Some((pid, process_name(pid).unwrap_or_default()))
-        } else {
-            None
+    pids()
+        .into_iter()
+        .find(|&pid| holds_socket(pid, &inodes))
+        .map(|pid| (pid, process_name(pid).unwrap_or_default()))
+}
+
+/// Who listens on a TCP port, as seen from a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listener {
+    /// Nothing in this network namespace listens on it.
+    Nobody,
+    /// A process of the member's process group does.
+    Member,
+    /// Only other processes do: the first found (pid and name), if it can be read.
+    Stranger(Option<(Pid, String)>),
+}
+
+/// Who listens on TCP `port`: the process group `pgid` (a member), or
+/// someone else. Reads the descriptors of the group's processes only.
+#[must_use]
+pub fn listener(port: u16, pgid: Pid) -> Listener {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return Listener::Nobody;
+    }
+    let mut group = Vec::new();
+    for_each_process(|pid, stat| {
+        if stat.pgrp == pgid.as_raw() {
+            group.push(Pid::from_raw(pid));
         }
-    })
+    });
+    if group.iter().any(|&pid| holds_socket(pid, &inodes)) {
+        Listener::Member
+    } else {
+        Listener::Stranger(port_holder(port))
+    }
+}
+
+/// The process group of a process, `None` when it does not exist.
+#[must_use]
+pub fn process_group(pid: Pid) -> Option<Pid> {
+    with_stat(pid, |stat| Pid::from_raw(stat.pgrp))
+}
+
+/// Live processes whose environment (as they were started) holds `entry`
+/// (`NAME=value`), for a sweep of what a run of orch started.
+#[must_use]
+pub fn processes_with_env(entry: &str) -> Vec<Pid> {
+    let mut found = Vec::new();
+    let mut buffer = Vec::new();
+    for pid in pids() {
+        buffer.clear();
+        let read =
+            File::open(format!("/proc/{pid}/environ")).and_then(|mut f| f.read_to_end(&mut buffer));
+        if read.is_ok()
+            && buffer.split(|&b| b == 0).any(|e| e == entry.as_bytes())
+            && !is_zombie(pid)
+        {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -367,6 +443,37 @@ mod tests {
         assert_eq!(socket_inode(Path::new("socket:[31337]")), Some(31337));
         assert_eq!(socket_inode(Path::new("pipe:[31337]")), None);
         assert_eq!(socket_inode(Path::new("/dev/null")), None);
+    }
+
+    #[test]
+    fn a_listener_is_told_from_a_stranger_by_its_process_group() {
+        let v4 = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = v4.local_addr().expect("address").port();
+        let mine = nix::unistd::getpgrp();
+        assert_eq!(listener(port, mine), Listener::Member);
+        let me = (getpid(), process_name(getpid()).expect("own name"));
+        assert_eq!(
+            listener(port, Pid::from_raw(5_000_000)),
+            Listener::Stranger(Some(me))
+        );
+        drop(v4);
+        assert_eq!(listener(port, mine), Listener::Nobody);
+        assert_eq!(process_group(getpid()), Some(mine));
+    }
+
+    #[test]
+    fn processes_are_found_by_an_entry_of_their_environment() {
+        let mark = format!("ORCH_PROCFS_TEST={}", std::process::id());
+        let mut child = Command::new("sleep")
+            .arg("1000")
+            .env("ORCH_PROCFS_TEST", std::process::id().to_string())
+            .spawn()
+            .expect("spawn");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        assert_eq!(processes_with_env(&mark), [pid]);
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert!(processes_with_env(&mark).is_empty());
     }
 
     #[test]

@@ -11,55 +11,43 @@ use std::sync::Mutex;
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
+use super::core::MemberId;
 use super::guard::Guardian;
 use super::spawn::{self, ExitStatus, SpawnError, SpawnSpec, Spawned};
-use super::state::MemberId;
 
 enum Waiter {
     Member { member: MemberId, generation: u64 },
     Task(oneshot::Sender<ExitStatus>),
 }
 
-struct Table {
-    waiting: HashMap<Pid, Waiter>,
+pub struct Reaper {
+    waiting: Mutex<HashMap<Pid, Waiter>>,
     guardian: Guardian,
 }
 
-pub struct Reaper {
-    table: Mutex<Option<Table>>,
+/// A member's process that ended.
+pub struct Reaped {
+    pub member: MemberId,
+    pub generation: u64,
+    pub status: ExitStatus,
 }
 
 impl Reaper {
     pub fn new(guardian: Guardian) -> Reaper {
         Reaper {
-            table: Mutex::new(Some(Table {
-                waiting: HashMap::new(),
-                guardian,
-            })),
+            waiting: Mutex::new(HashMap::new()),
+            guardian,
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Table) -> T) -> T {
-        let mut table = self
-            .table
+    fn spawn(&self, spec: &SpawnSpec<'_>, waiter: Waiter) -> Result<Spawned, SpawnError> {
+        let spawned = spawn::spawn(spec)?;
+        self.guardian.watch(spawned.pid);
+        self.waiting
             .lock()
-            .expect("the reaper's table is never left half-changed");
-        f(table
-            .as_mut()
-            .expect("nothing is started after the guardian was dismissed"))
-    }
-
-    fn spawn(
-        &self,
-        spec: &SpawnSpec<'_>,
-        waiter: impl FnOnce() -> Waiter,
-    ) -> Result<Spawned, SpawnError> {
-        self.with(|table| {
-            let spawned = spawn::spawn(spec)?;
-            table.guardian.watch(spawned.pid);
-            table.waiting.insert(spawned.pid, waiter());
-            Ok(spawned)
-        })
+            .expect("the reaper's table is never left half-changed")
+            .insert(spawned.pid, waiter);
+        Ok(spawned)
     }
 
     /// Start a member's process; its exit comes back from [`Reaper::reap`].
@@ -69,7 +57,7 @@ impl Reaper {
         member: MemberId,
         generation: u64,
     ) -> Result<Spawned, SpawnError> {
-        self.spawn(spec, || Waiter::Member { member, generation })
+        self.spawn(spec, Waiter::Member { member, generation })
     }
 
     /// Start a helper command (probe, monitor); its exit status arrives on the receiver.
@@ -78,40 +66,37 @@ impl Reaper {
         spec: &SpawnSpec<'_>,
     ) -> Result<(Spawned, oneshot::Receiver<ExitStatus>), SpawnError> {
         let (tx, rx) = oneshot::channel();
-        self.spawn(spec, || Waiter::Task(tx))
+        self.spawn(spec, Waiter::Task(tx))
             .map(|spawned| (spawned, rx))
     }
 
     /// Collect every exited child; hand helper statuses to their tasks and
-    /// return the members' as `(member, generation, pid, status)`.
-    pub fn reap(&self) -> Vec<(MemberId, u64, Pid, ExitStatus)> {
-        self.with(|table| {
-            let mut members = Vec::new();
-            for (pid, status) in spawn::reap() {
-                match table.waiting.remove(&pid) {
-                    Some(Waiter::Member { member, generation }) => {
-                        members.push((member, generation, pid, status))
-                    }
-                    Some(Waiter::Task(tx)) => {
-                        table.guardian.forget(pid);
-                        let _ = tx.send(status);
-                    }
-                    None => {}
+    /// return the members'.
+    pub fn reap(&self) -> Vec<Reaped> {
+        let mut waiting = self
+            .waiting
+            .lock()
+            .expect("the reaper's table is never left half-changed");
+        let mut members = Vec::new();
+        for (pid, status) in spawn::reap() {
+            match waiting.remove(&pid) {
+                Some(Waiter::Member { member, generation }) => members.push(Reaped {
+                    member,
+                    generation,
+                    status,
+                }),
+                Some(Waiter::Task(tx)) => {
+                    self.guardian.forget(pid);
+                    let _ = tx.send(status);
                 }
+                None => {}
             }
-            members
-        })
+        }
+        members
     }
 
     /// A member's group is empty: the guardian no longer needs to kill it.
     pub fn forget(&self, pgid: Pid) {
-        self.with(|table| table.guardian.forget(pgid));
-    }
-
-    /// orch is done and left nothing behind: let the guardian go.
-    pub fn dismiss(&self) {
-        if let Some(table) = self.table.lock().expect("reaper lock").take() {
-            table.guardian.dismiss();
-        }
+        self.guardian.forget(pgid);
     }
 }

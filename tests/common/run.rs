@@ -397,7 +397,7 @@ impl Orch {
         self.wait_for("orch's guardian process", || {
             children(self.pid())
                 .into_iter()
-                .find(|&c| cmdline(c).ends_with(" guard"))
+                .find(|&c| cmdline(c).contains(" guard ORCH_RUN="))
         })
     }
 

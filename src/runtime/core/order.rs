@@ -1,0 +1,156 @@
+//! The pass run after every event: compare what is wanted with what runs,
+//! and act on the difference. Processes that must go are stopped once
+//! whatever depends on them and is going too has exited (so independent
+//! branches stop in parallel); members that may run are started once their
+//! service's dependencies are up; and when nothing is left to do, orch exits.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::{Action, Core, MemberId, Phase, StopReason};
+
+impl Core {
+    pub(super) fn converge(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.exited {
+            return;
+        }
+        self.settle_idle();
+        self.stop_what_must_go(now, out);
+        let health = self.health();
+        for sid in 0..self.services.len() {
+            if self.services[sid].up_at.is_none() && self.services[sid].selected && health.up[sid] {
+                self.services[sid].up_at = Some(now.duration_since(self.started));
+            }
+        }
+        if self.shutdown {
+            if !self.members.iter().any(|m| m.phase.live()) {
+                self.finish(&health, out);
+            }
+            return;
+        }
+        let stack = std::sync::Arc::clone(&self.stack);
+        for &sid in stack.dag.order() {
+            if !self.wanted(sid) {
+                continue;
+            }
+            let deps = &stack.services[sid].depends_on;
+            if let Some(&dead) = deps.iter().find(|&&d| health.dead[d]) {
+                let waiting = self.services[sid]
+                    .members
+                    .iter()
+                    .any(|&m| self.members[m].phase == Phase::Pending);
+                if (waiting || self.services[sid].members.is_empty())
+                    && !std::mem::replace(&mut self.services[sid].told_blocked, true)
+                {
+                    let (name, dep) = (&stack.services[sid].name, &stack.services[dead].name);
+                    Self::announce(out, format!("{name}: not started: {dep} failed"));
+                }
+                continue;
+            }
+            self.services[sid].told_blocked = false;
+            if deps.iter().all(|&d| health.up[d]) {
+                for m in self.services[sid].members.clone() {
+                    if self.members[m].phase == Phase::Pending {
+                        self.launch(m, now, out);
+                    }
+                }
+            }
+        }
+        // A pending member is not busy: it was started just now when it could
+        // be, so it waits for a dependency that is busy itself, or one that failed.
+        let busy = self
+            .members
+            .iter()
+            .any(|m| m.phase.live() || matches!(m.phase, Phase::Backoff { .. }));
+        if !busy && !self.services.iter().any(|s| s.held) {
+            self.finish(&health, out);
+        }
+    }
+
+    /// Members without a process take the phase that matches what is
+    /// wanted of them: pending when their service should run, stopped when
+    /// it is held or the stack is stopping, inactive when not selected.
+    fn settle_idle(&mut self) {
+        for id in 0..self.members.len() {
+            let m = &self.members[id];
+            if m.phase.live() {
+                continue;
+            }
+            let Some(slot) = m.slot else {
+                if m.phase != Phase::Stopped {
+                    self.members[id].park(Phase::Stopped);
+                }
+                continue;
+            };
+            let service = &self.services[slot.sid];
+            let next = if self.wanted(slot.sid) {
+                match m.phase {
+                    Phase::Inactive | Phase::Stopped => Some(Phase::Pending),
+                    _ => None,
+                }
+            } else if self.shutdown || service.held {
+                match m.phase {
+                    Phase::Pending | Phase::Backoff { .. } | Phase::Inactive => {
+                        Some(Phase::Stopped)
+                    }
+                    Phase::Failed { .. } | Phase::Completed if service.held => Some(Phase::Stopped),
+                    _ => None,
+                }
+            } else {
+                match m.phase {
+                    Phase::Inactive => None,
+                    _ => Some(Phase::Inactive),
+                }
+            };
+            if let Some(phase) = next {
+                self.members[id].park(phase);
+            }
+        }
+    }
+
+    /// Signal every live process that is not wanted any more, once nothing
+    /// that depends on its service and is going too still runs.
+    fn stop_what_must_go(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let must_go = |core: &Core, id: MemberId| {
+            core.members[id].phase.pid().is_some()
+                && !matches!(core.members[id].phase, Phase::Stopping { .. })
+                && !core.keeps(id)
+        };
+        // Processes on their way out (or about to be), including one whose
+        // pid is not known yet: what they depend on waits for them.
+        let going: Vec<MemberId> = (0..self.members.len())
+            .filter(|&id| {
+                let phase = &self.members[id].phase;
+                phase.live() && (matches!(phase, Phase::Stopping { .. }) || !self.keeps(id))
+            })
+            .collect();
+        let depended_on: HashSet<String> = going
+            .iter()
+            .filter_map(|&id| self.members[id].run.as_ref())
+            .flat_map(|run| run.depends_on().map(str::to_owned))
+            .collect();
+        for id in going {
+            if !must_go(self, id) {
+                continue;
+            }
+            let run = self.members[id]
+                .run
+                .as_ref()
+                .expect("a live member has a run");
+            if depended_on.contains(run.service()) {
+                continue;
+            }
+            let signal = run.command().stop_signal;
+            self.stop(id, signal, StopReason::Converge, now, out);
+        }
+    }
+
+    fn finish(&mut self, health: &super::Health, out: &mut Vec<Action>) {
+        if std::mem::replace(&mut self.exited, true) {
+            return;
+        }
+        let failed =
+            (0..self.services.len()).any(|sid| self.services[sid].selected && health.dead[sid]);
+        out.push(Action::Exit(u8::from(failed)));
+    }
+}
