@@ -28,6 +28,15 @@ impl Core {
             }
             return;
         }
+        // A service whose outdated processes are still going does not start
+        // new ones yet: a changed service is replaced, never doubled.
+        let draining: HashSet<String> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|&(id, m)| m.phase.live() && !self.keeps(id))
+            .filter_map(|(_, m)| m.run.as_ref().map(|run| run.service().to_owned()))
+            .collect();
         let stack = std::sync::Arc::clone(&self.stack);
         for &sid in stack.dag.order() {
             if !self.wanted(sid) {
@@ -48,7 +57,7 @@ impl Core {
                 continue;
             }
             self.services[sid].told_blocked = false;
-            if deps.iter().all(|&d| health.up[d]) {
+            if deps.iter().all(|&d| health.up[d]) && !draining.contains(&stack.services[sid].name) {
                 for m in self.services[sid].members.clone() {
                     if self.members[m].phase == Phase::Pending {
                         self.launch(m, now, out);
