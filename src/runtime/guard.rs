@@ -144,15 +144,16 @@ pub fn serve(mark: &str) {
     sweep(mark);
 }
 
-/// Kill every process marked `mark` (and the groups they lead), until two looks in a row
-/// find none (what a dying process started a moment ago shows up late).
+/// Kill every process marked `mark` (and the groups they lead), until
+/// looks for 100 ms find none: a process in the middle of its exec shows its
+/// new environment a moment late, and one a dying process started shows up late.
 fn sweep(mark: &str) {
     let mut quiet = 0;
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let found = procfs::processes_with_env(mark);
         if found.is_empty() {
             quiet += 1;
-            if quiet == 2 {
+            if quiet == 10 {
                 return;
             }
         } else {

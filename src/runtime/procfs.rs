@@ -470,6 +470,11 @@ mod tests {
             .spawn()
             .expect("spawn");
         let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        // Its new environment is in place a moment after its exec began.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while processes_with_env(&mark).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert_eq!(processes_with_env(&mark), [pid]);
         child.kill().expect("kill");
         child.wait().expect("wait");
