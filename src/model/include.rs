@@ -84,7 +84,10 @@ impl Reader {
                 Err(e) => {
                     self.files.problems.push(
                         Problem::new(
-                            format!("cannot read the included file {}: {e}", path.display()),
+                            format!(
+                                "cannot read the included file {}: {e}",
+                                super::display_name(&path)
+                            ),
                             entry.span,
                             "",
                         )

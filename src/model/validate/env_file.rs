@@ -29,7 +29,10 @@ impl Validator<'_> {
                 Err(e) => {
                     self.problem(
                         Problem::new(
-                            format!("cannot read the env_file {}: {e}", path.display()),
+                            format!(
+                                "cannot read the env_file {}: {e}",
+                                crate::model::display_name(&path)
+                            ),
                             file.path.span,
                             "",
                         )
