@@ -298,7 +298,10 @@ fn a_missing_env_file_is_named_where_it_is_given() {
         "{err}"
     );
     assert!(err.contains(",-[stack.yaml:4:17]"), "{err}");
-    assert!(err.contains("write `{ path: secrets.env, required:"), "{err}");
+    assert!(
+        err.contains("write `{ path: secrets.env, required:"),
+        "{err}"
+    );
 }
 
 #[test]
