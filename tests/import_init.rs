@@ -4,15 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::Project;
-
-fn stdout(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stdout.clone()).expect("UTF-8")
-}
-
-fn stderr(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stderr.clone()).expect("UTF-8")
-}
+use common::{stderr_of as stderr, stdout_of as stdout, Project};
 
 /// `orch check` accepts `text` as `stack.yaml` in `project`.
 fn accepted(project: &Project, text: &str) -> String {

@@ -3,16 +3,8 @@
 
 mod common;
 
-use common::Project;
+use common::{stderr_of as stderr, stdout_of as stdout, Project};
 use orch::model::Stack;
-
-fn stdout(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stdout.clone()).expect("UTF-8")
-}
-
-fn stderr(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stderr.clone()).expect("UTF-8")
-}
 
 /// `orch check` fails with exit code 2 and nothing on stdout; its stderr.
 fn check_fails(project: &Project) -> String {

@@ -5,15 +5,7 @@
 mod common;
 
 use common::run::Stack;
-use common::{pos, problem, Project};
-
-fn stdout(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stdout.clone()).expect("UTF-8")
-}
-
-fn stderr(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stderr.clone()).expect("UTF-8")
-}
+use common::{pos, problem, stderr_of as stderr, stdout_of as stdout, Project};
 
 /// Every command is `once` and writes its name to `ran`, so `orch up`
 /// exits by itself once all have run.
