@@ -324,6 +324,26 @@ mod tests {
     }
 
     #[test]
+    fn sources_place_each_file_at_its_own_offsets() {
+        let mut sources = Sources::default();
+        let a = sources.add("a.yaml", Arc::from("x: 1\n"), "yaml");
+        let b = sources.add("b.env", Arc::from("K=v\n"), "bash");
+        assert_eq!((a, b), (0, 6));
+        assert_eq!(sources.locate(3), Some(("a.yaml", 1, 4)));
+        // The very end of a file is still in it.
+        assert_eq!(sources.locate(5), Some(("a.yaml", 2, 1)));
+        assert_eq!(sources.locate(8), Some(("b.env", 1, 3)));
+        assert_eq!(sources.locate(11), None);
+        let contents = sources.read_span(&(8, 1).into(), 0, 0).unwrap();
+        assert_eq!(contents.name(), Some("b.env"));
+        assert_eq!(contents.data(), b"v");
+        assert_eq!(contents.span().offset(), 8);
+        assert_eq!((contents.line(), contents.column()), (0, 2));
+        // A span that runs from one file into the next is not read.
+        assert!(sources.read_span(&(3, 5).into(), 0, 0).is_err());
+    }
+
+    #[test]
     fn line_and_column_count_characters() {
         let text = "a: 1\nbé: x\n";
         assert_eq!(line_col(text, 0), (1, 1));

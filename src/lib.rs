@@ -208,12 +208,16 @@ fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
     }
     let file = positional.unwrap_or_else(|| stack_file(args.file.file.as_deref(), top));
     let stack = Stack::load(&file)?;
-    let services = stack
-        .select(names, &args.profiles)
-        .map_err(|e| Error::Usage {
-            message: e.message,
-            help: Some(e.help),
-        })?;
+    // `ORCH_PROFILES=` (or a trailing comma) names no profile.
+    let profiles: Vec<String> = args
+        .profiles
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let services = stack.select(names, &profiles).map_err(|e| Error::Usage {
+        message: e.message,
+        help: Some(e.help),
+    })?;
     refuse_schedules(&stack, &services)?;
     runtime::up(
         stack,

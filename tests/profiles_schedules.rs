@@ -59,6 +59,8 @@ fn up_runs_services_by_profile_and_name() {
         ["base", "debug", "extra", "uses-extra"]
     );
     assert_eq!(ran(&[], Some("extra,debug")), ["base", "debug", "extra"]);
+    assert_eq!(ran(&[], Some("")), ["base"]);
+    assert_eq!(ran(&[], Some("debug,")), ["base", "debug"]);
     // Named on the command line: runs whatever its profiles, with what it needs.
     assert_eq!(ran(&["debug"], None), ["base", "debug"]);
     assert_eq!(ran(&["uses-extra", "extra"], None), ["extra", "uses-extra"]);
