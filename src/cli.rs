@@ -149,6 +149,29 @@ pub enum Command {
         #[command(flatten)]
         file: FileArg,
     },
+    /// Print a stack file made from a Procfile or a docker compose file;
+    /// what cannot carry over is said on stderr.
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// What FILE is.
+        #[arg(value_enum)]
+        kind: ImportKind,
+        /// The Procfile or compose file to read.
+        file: PathBuf,
+    },
+    /// Write a commented starter stack file (./stack.yaml, or -f FILE).
+    #[command(after_help = EXIT_CODES)]
+    Init {
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Print the completion script of a shell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print orch's man page (roff), e.g. `orch man > ~/.local/share/man/man1/orch.1`.
+    Man,
     /// Kill the members of an orch that died (started by `orch up` itself).
     #[command(hide = true)]
     Guard {
@@ -169,6 +192,24 @@ pub struct UpArgs {
     /// Stop the whole stack as soon as a service fails.
     #[arg(long)]
     pub abort_on_failure: bool,
+    /// Also run the services of this profile; repeat it for several
+    /// (ORCH_PROFILES=a,b when not given).
+    #[arg(
+        long = "profile",
+        value_name = "NAME",
+        env = "ORCH_PROFILES",
+        value_delimiter = ','
+    )]
+    pub profiles: Vec<String>,
+}
+
+/// What `orch import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportKind {
+    /// `name: command` lines (foreman, honcho, overmind).
+    Procfile,
+    /// A docker compose file.
+    Compose,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, SourceCode, SourceSpan};
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -68,6 +68,104 @@ impl Problem {
         self.help = help;
         self
     }
+
+    /// The same problem with every place moved by `by` bytes: from a file's
+    /// own offsets to its place in [`Sources`].
+    #[must_use]
+    pub fn rebased(mut self, by: usize) -> Self {
+        for (span, _) in &mut self.labels {
+            *span = (span.offset() + by, span.len()).into();
+        }
+        self
+    }
+}
+
+/// The files a stack is read from: the stack file, the files it includes and
+/// its env files. Each stands at its own base offset in one offset space, so
+/// a span alone says which file it points into, and one problem can point
+/// into several files (a name defined in two of them).
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+}
+
+/// One file of [`Sources`].
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The name shown in messages.
+    pub name: String,
+    pub text: Arc<str>,
+    /// Where its offset 0 stands in the shared offset space.
+    pub base: usize,
+    language: &'static str,
+}
+
+impl Sources {
+    /// Sources holding one file, at base 0.
+    pub fn one(name: &str, text: &Arc<str>) -> Self {
+        let mut sources = Self::default();
+        sources.add(name, Arc::clone(text), "yaml");
+        sources
+    }
+
+    /// Add a file (`language` names its syntax for highlighting); its base offset.
+    pub fn add(&mut self, name: &str, text: Arc<str>, language: &'static str) -> usize {
+        // One byte apart, so a span at the very end of a file is still in it.
+        let base = self.files.last().map_or(0, |f| f.base + f.text.len() + 1);
+        self.files.push(SourceFile {
+            name: name.to_owned(),
+            text,
+            base,
+            language,
+        });
+        base
+    }
+
+    /// The file an offset of the shared space falls in.
+    pub fn file_at(&self, offset: usize) -> Option<&SourceFile> {
+        let i = self.files.partition_point(|f| f.base <= offset);
+        self.files
+            .get(i.checked_sub(1)?)
+            .filter(|f| offset <= f.base + f.text.len())
+    }
+
+    /// The file's name and the 1-based line and column of an offset.
+    pub fn locate(&self, offset: usize) -> Option<(&str, usize, usize)> {
+        let file = self.file_at(offset)?;
+        let (line, col) = line_col(&file.text, offset - file.base);
+        Some((&file.name, line, col))
+    }
+}
+
+impl SourceCode for Sources {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let file = self
+            .file_at(span.offset())
+            .filter(|f| span.offset() + span.len() <= f.base + f.text.len())
+            .ok_or(miette::MietteError::OutOfBounds)?;
+        let local: SourceSpan = (span.offset() - file.base, span.len()).into();
+        let inner =
+            file.text
+                .as_bytes()
+                .read_span(&local, context_lines_before, context_lines_after)?;
+        let covered = (inner.span().offset() + file.base, inner.span().len()).into();
+        Ok(Box::new(
+            miette::MietteSpanContents::new_named(
+                file.name.clone(),
+                inner.data(),
+                covered,
+                inner.line(),
+                inner.column(),
+                inner.line_count(),
+            )
+            .with_language(file.language),
+        ))
+    }
 }
 
 /// Most problems rendered for one file. More would help nobody, and each
@@ -75,9 +173,9 @@ impl Problem {
 /// file with a million mistakes would otherwise take hours to report.
 pub const MAX_SHOWN: usize = 50;
 
-/// Every problem found in one stack file. Rendered, each problem (up to
-/// [`MAX_SHOWN`]) shows the file name, line and column, the line itself
-/// underlined, and its help.
+/// Every problem found in a stack file and the files it reads. Rendered,
+/// each problem (up to [`MAX_SHOWN`]) shows the file name, line and column
+/// of each of its places, the lines themselves underlined, and its help.
 #[derive(Debug)]
 pub struct InvalidStack {
     name: String,
@@ -85,12 +183,19 @@ pub struct InvalidStack {
 }
 
 impl InvalidStack {
+    /// Problems of one file, `text`, shown as `name`.
     pub fn new(name: &str, text: &Arc<str>, problems: Vec<Problem>) -> Self {
+        Self::in_sources(name, Sources::one(name, text), problems)
+    }
+
+    /// Problems whose spans point into `sources`; `name` is the stack file's.
+    pub fn in_sources(name: &str, sources: Sources, problems: Vec<Problem>) -> Self {
+        let sources = Arc::new(sources);
         let problems = problems
             .into_iter()
             .map(|problem| ProblemIn {
                 problem,
-                source: NamedSource::new(name, Arc::clone(text)).with_language("yaml"),
+                sources: Arc::clone(&sources),
             })
             .collect();
         Self {
@@ -103,15 +208,22 @@ impl InvalidStack {
         self.problems.iter().map(|p| &p.problem)
     }
 
-    /// `(line, column)` of each problem's primary place, 1-based.
+    /// `(line, column)` of each problem's primary place, 1-based, in its own file.
     pub fn positions(&self) -> Vec<Option<(usize, usize)>> {
+        self.places()
+            .into_iter()
+            .map(|p| p.map(|(_, line, col)| (line, col)))
+            .collect()
+    }
+
+    /// The file, line and column (1-based) of each problem's primary place.
+    pub fn places(&self) -> Vec<Option<(String, usize, usize)>> {
         self.problems
             .iter()
             .map(|p| {
-                p.problem
-                    .labels
-                    .first()
-                    .map(|(span, _)| line_col(p.source.inner(), span.offset()))
+                let (span, _) = p.problem.labels.first()?;
+                let (file, line, col) = p.sources.locate(span.offset())?;
+                Some((file.to_owned(), line, col))
             })
             .collect()
     }
@@ -154,11 +266,11 @@ impl Diagnostic for InvalidStack {
     }
 }
 
-/// A problem together with the file it is in, as miette wants it.
+/// A problem together with the files it points into, as miette wants it.
 #[derive(Debug)]
 struct ProblemIn {
     problem: Problem,
-    source: NamedSource<Arc<str>>,
+    sources: Arc<Sources>,
 }
 
 impl fmt::Display for ProblemIn {
@@ -178,7 +290,7 @@ impl Diagnostic for ProblemIn {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        (!self.problem.labels.is_empty()).then_some(&self.source as &dyn SourceCode)
+        (!self.problem.labels.is_empty()).then_some(&*self.sources as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -209,6 +321,26 @@ mod tests {
         assert_eq!(suggest("comand", keys), Some("command"));
         assert_eq!(suggest("respawn_cont", keys), Some("respawn_count"));
         assert_eq!(suggest("zzz", keys), None);
+    }
+
+    #[test]
+    fn sources_place_each_file_at_its_own_offsets() {
+        let mut sources = Sources::default();
+        let a = sources.add("a.yaml", Arc::from("x: 1\n"), "yaml");
+        let b = sources.add("b.env", Arc::from("K=v\n"), "bash");
+        assert_eq!((a, b), (0, 6));
+        assert_eq!(sources.locate(3), Some(("a.yaml", 1, 4)));
+        // The very end of a file is still in it.
+        assert_eq!(sources.locate(5), Some(("a.yaml", 2, 1)));
+        assert_eq!(sources.locate(8), Some(("b.env", 1, 3)));
+        assert_eq!(sources.locate(11), None);
+        let contents = sources.read_span(&(8, 1).into(), 0, 0).unwrap();
+        assert_eq!(contents.name(), Some("b.env"));
+        assert_eq!(contents.data(), b"v");
+        assert_eq!(contents.span().offset(), 8);
+        assert_eq!((contents.line(), contents.column()), (0, 2));
+        // A span that runs from one file into the next is not read.
+        assert!(sources.read_span(&(3, 5).into(), 0, 0).is_err());
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod diag;
+pub mod import;
+pub mod init;
 pub mod model;
 pub mod output;
 pub mod paths;
@@ -82,6 +84,18 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Up(args) => return up(args, top.as_deref()),
         Command::Guard { mark } => runtime::guard::serve(&mark),
+        Command::Import { kind, file } => import::run(kind, &file)?,
+        Command::Init { file: f } => init::write(&file(&f))?,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "orch", &mut std::io::stdout());
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            page.render(&mut std::io::stdout()).map_err(|e| {
+                Error::Failed(miette::miette!("cannot write the man page: {e}").into())
+            })?;
+        }
         Command::Status {
             services,
             file: f,
@@ -161,6 +175,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 count(locators, "locator"),
                 count(stack.dag.waves().len(), "start wave"),
             );
+            print!("{}", output::check_details(&stack));
         }
         Command::Graph { file: f, format } => {
             let stack = Stack::load(&file(&f))?;
@@ -220,19 +235,50 @@ fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
     }
     let file = positional.unwrap_or_else(|| stack_file(args.file.file.as_deref(), top));
     let stack = Stack::load(&file)?;
-    for name in names {
-        service_id(&stack, name)?;
-    }
+    // `ORCH_PROFILES=` (or a trailing comma) names no profile.
+    let profiles: Vec<String> = args
+        .profiles
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let services = stack.select(names, &profiles).map_err(|e| Error::Usage {
+        message: e.message,
+        help: Some(e.help),
+    })?;
+    refuse_schedules(&stack, &services)?;
     Ok(runtime::up(
         stack,
         runtime::Options {
             selection: runtime::core::Selection {
                 names: names.to_vec(),
+                profiles,
                 also: Vec::new(),
             },
             abort_on_failure: args.abort_on_failure,
         },
     )?)
+}
+
+/// Scheduled commands are checked and shown, but not run yet: a stack that
+/// would run one is refused before anything starts.
+fn refuse_schedules(stack: &Stack, services: &[model::ServiceId]) -> Result<(), Error> {
+    for &sid in services {
+        let service = &stack.services[sid];
+        if let Some(command) = service.commands.iter().find(|c| c.schedule.is_some()) {
+            let schedule = command.schedule.as_ref().expect("found by its schedule");
+            return Err(Error::Usage {
+                message: format!(
+                    "`{}.{}` runs on a schedule ({schedule}), which `orch up` cannot run yet",
+                    service.name, command.name
+                ),
+                help: Some(format!(
+                    "run the other services by naming them, or give `{}` a profile that is not active",
+                    service.name
+                )),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The stack file: given after the subcommand, else before it (or

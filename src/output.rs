@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use indexmap::IndexMap;
 use serde_json::json;
 
-use crate::model::{HumanDuration, Service, ServiceId, Stack};
+use crate::model::{HumanDuration, Schedule, Service, ServiceId, Stack};
 
 /// A tree in the manner of `cargo tree`: each service nothing depends on,
 /// with its dependencies below it; a service whose dependencies were shown
@@ -117,6 +117,9 @@ fn describe(service: &Service, out: &mut String) {
                 if c.instances.len() > 1 {
                     let _ = write!(text, " x{}", c.instances.len());
                 }
+                if let Some(schedule) = &c.schedule {
+                    let _ = write!(text, " ({schedule})");
+                }
                 let ports: Vec<String> = c
                     .instances
                     .iter()
@@ -134,6 +137,9 @@ fn describe(service: &Service, out: &mut String) {
     if !service.provides.is_empty() {
         let names: Vec<&str> = service.provides.keys().map(String::as_str).collect();
         let _ = write!(out, " -> {}", names.join(", "));
+    }
+    if !service.profiles.is_empty() {
+        let _ = write!(out, " (profiles: {})", service.profiles.join(", "));
     }
     out.push('\n');
 }
@@ -188,17 +194,64 @@ fn edges(stack: &Stack) -> impl Iterator<Item = (&str, &str)> {
 /// The JSON graph (a contract): services, start order, edges and waves.
 pub fn graph_json(stack: &Stack) -> serde_json::Value {
     let name = |id: &ServiceId| stack.services[*id].name.as_str();
-    json!({
-        "services": stack.services.iter().map(|s| json!({
+    let service = |s: &Service| {
+        let mut object = json!({
             "name": s.name,
             "depends_on": s.depends_on.iter().map(name).collect::<Vec<_>>(),
             "commands": s.commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             "provides": s.provides.keys().collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        });
+        // Only where there are some, so stacks without keep the same JSON.
+        if !s.profiles.is_empty() {
+            object["profiles"] = json!(s.profiles);
+        }
+        let schedules: serde_json::Map<String, serde_json::Value> = s
+            .commands
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), schedule_json(c.schedule.as_ref()?))))
+            .collect();
+        if !schedules.is_empty() {
+            object["schedules"] = schedules.into();
+        }
+        object
+    };
+    json!({
+        "services": stack.services.iter().map(service).collect::<Vec<_>>(),
         "order": stack.dag.order().iter().map(name).collect::<Vec<_>>(),
         "edges": edges(stack).map(|(from, to)| json!({"from": from, "to": to})).collect::<Vec<_>>(),
         "waves": stack.dag.waves().iter().map(|w| w.iter().map(name).collect::<Vec<_>>()).collect::<Vec<_>>(),
     })
+}
+
+/// `{"every": "10m"}` or `{"cron": "*/5 * * * *"}`.
+fn schedule_json(schedule: &Schedule) -> serde_json::Value {
+    match schedule {
+        Schedule::Every(interval) => json!({"every": HumanDuration(*interval).to_string()}),
+        Schedule::Cron { expression, .. } => json!({"cron": expression}),
+    }
+}
+
+/// What `orch check` prints below its summary: the services of each
+/// profile, and each scheduled command with its schedule.
+pub fn check_details(stack: &Stack) -> String {
+    let mut out = String::new();
+    for profile in stack.profiles() {
+        let services: Vec<&str> = stack
+            .services
+            .iter()
+            .filter(|s| s.profiles.iter().any(|p| p == profile))
+            .map(|s| s.name.as_str())
+            .collect();
+        let _ = writeln!(out, "  profile {profile}: {}", services.join(", "));
+    }
+    for service in &stack.services {
+        for command in &service.commands {
+            if let Some(schedule) = &command.schedule {
+                let _ = writeln!(out, "  {}.{} runs {schedule}", service.name, command.name);
+            }
+        }
+    }
+    out
 }
 
 /// `NAME=value` lines.

@@ -71,7 +71,7 @@ fn unknown_key_far_from_any_lists_the_allowed_ones() {
     assert_eq!(p.at, Some((3, 5)));
     assert_eq!(
         p.help.as_deref(),
-        Some("the keys allowed here are: depends_on, env, commands, provides")
+        Some("the keys allowed here are: depends_on, profiles, env_file, env, commands, provides")
     );
 }
 

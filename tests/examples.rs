@@ -28,6 +28,14 @@ fn examples_pass_check() {
             "all-fields.yaml",
             "shop: ok, 3 services, 6 members, 3 locators, 3 start waves\n",
         ),
+        (
+            "composed/stack.yaml",
+            "composed: ok, 3 services, 3 members, 2 locators, 3 start waves\n  profile debug: inspector\n",
+        ),
+        (
+            "composed/db.yaml",
+            "db: ok, 1 service, 1 member, 1 locator, 1 start wave\n",
+        ),
     ];
     let project = Project::new();
     for (file, summary) in cases {
@@ -38,6 +46,7 @@ fn examples_pass_check() {
             .arg(example(file))
             .env_remove("DOCGEN_DATA")
             .env_remove("REGION")
+            .env_remove("DB_NAME")
             .assert()
             .success()
             .stdout(summary);
@@ -94,4 +103,31 @@ fn all_fields_sets_every_field_of_a_command() {
         )
     );
     assert!(stack.services[2].is_bundle());
+}
+
+#[test]
+fn composed_merges_the_included_file_and_the_env_files() {
+    let project = Project::new();
+    project
+        .orch()
+        .args(["env", "api", "--all", "-f"])
+        .arg(example("composed/stack.yaml"))
+        .env_remove("USER")
+        .env_remove("DB_NAME")
+        .assert()
+        .success()
+        .stdout(
+            "LOG_LEVEL=info\nDB_NAME=shop\nPYTHONUNBUFFERED=1\n\
+             DATABASE_URL=tcp://127.0.0.1:8400/shop\nWORKERS=2\nGREETING=hello, stranger\n",
+        );
+    let stack = Stack::load(&example("composed/stack.yaml")).expect("composed is valid");
+    let none: &[String] = &[];
+    let runs = |profiles: &[String]| -> Vec<String> {
+        let ids = stack.select(none, profiles).expect("a valid selection");
+        ids.iter()
+            .map(|&i| stack.services[i].name.clone())
+            .collect()
+    };
+    assert_eq!(runs(&[]), ["db", "api"]);
+    assert_eq!(runs(&["debug".to_owned()]), ["db", "api", "inspector"]);
 }

@@ -1,7 +1,10 @@
 //! Text to raw structs: YAML parsing with spans and serde, nothing more.
 
 pub mod de;
+pub mod dotenv;
 pub mod raw;
+pub mod rebase;
+pub mod shapes;
 pub mod yaml;
 
 pub use de::Spanned;

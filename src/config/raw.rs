@@ -13,16 +13,23 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::de::{Each, Spanned};
+use super::shapes::{EnvFiles, RawWhen};
 
 /// A stack: service groups, what they provide, and how they depend on each other.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "orch stack file")]
+#[schemars(extend("anyOf" = [{ "required": ["services"] }, { "required": ["include"] }]))]
 pub struct RawStack {
     /// Format version; only 1 is accepted.
     pub version: Option<Spanned<u32>>,
     /// Name of the stack; defaults to the file's stem.
     pub name: Option<Spanned<String>>,
+    /// Other stack files whose services, env and locators join this stack, relative to this file's folder.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// Files of `KEY=value` lines (dotenv syntax) given to every command, beneath `env`.
+    pub env_file: Option<EnvFiles>,
     /// Environment given to every command. Values may use `${VAR}` of orch's own environment.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, EnvValue>")]
@@ -32,6 +39,7 @@ pub struct RawStack {
     /// Folder of the log files, relative to the stack file's folder (default `.orch/logs`).
     pub log_dir: Option<Spanned<String>>,
     /// The service groups, in the order they are shown everywhere.
+    #[serde(default)]
     pub services: IndexMap<Spanned<String>, Each<RawService>>,
 }
 
@@ -42,6 +50,11 @@ pub struct RawService {
     /// Services that must be up before this one starts; their locators are handed to its commands.
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    /// The service runs only when one of these profiles is active (`orch up --profile NAME`), or when it is named.
+    #[serde(default)]
+    pub profiles: Vec<Spanned<String>>,
+    /// Files of `KEY=value` lines (dotenv syntax) given to every command of this service, beneath its `env`.
+    pub env_file: Option<EnvFiles>,
     /// Environment given to every command of this service.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, EnvValue>")]
@@ -76,8 +89,8 @@ pub struct RawCommand {
     pub respawn_backoff: Option<HumanDuration>,
     /// How many processes of this command run (default 1).
     pub number_of_processes: Option<Spanned<u32>>,
-    /// `always` (kept running) or `once` (runs to completion).
-    pub when_to_run: Option<WhenToRun>,
+    /// `always` (kept running), `once` (runs to completion), or a schedule: `{ every: 10m }`, `{ cron: "*/5 * * * *" }`.
+    pub when_to_run: Option<Spanned<RawWhen>>,
     /// User to run as (name or number); needs orch to run as root.
     pub user: Option<Spanned<String>>,
     /// Group to run as (name or number); needs orch to run as root.
@@ -116,7 +129,7 @@ impl JsonSchema for EnvValue {
 }
 
 /// `always` or `once`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WhenToRun {
     /// Keep it running; restart it when it exits.
@@ -262,7 +275,7 @@ impl JsonSchema for PortSpec {
 }
 
 /// `LOW-HIGH`, both inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
     pub low: u16,
     pub high: u16,

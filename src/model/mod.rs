@@ -4,11 +4,13 @@
 
 pub mod dag;
 pub mod env;
+mod include;
+pub mod schedule;
+pub mod select;
 pub mod template;
 mod validate;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -16,6 +18,7 @@ use nix::sys::signal::Signal;
 
 pub use crate::config::raw::{HumanDuration, WhenToRun};
 pub use dag::{Dag, ServiceId};
+pub use schedule::Schedule;
 
 use crate::diag::InvalidStack;
 
@@ -27,7 +30,7 @@ pub struct Stack {
     pub file: PathBuf,
     /// The stack file's folder; relative paths are relative to it.
     pub dir: PathBuf,
-    /// Environment given to every command, expanded.
+    /// Environment given to every command, expanded: the env files' entries, then `env`.
     pub env: IndexMap<String, String>,
     pub log_dir: PathBuf,
     /// In file order; a [`ServiceId`] indexes this.
@@ -40,6 +43,9 @@ pub struct Service {
     pub name: String,
     /// Direct dependencies, as declared.
     pub depends_on: Vec<ServiceId>,
+    /// It runs only when one of these is active, or when named; always when empty.
+    pub profiles: Vec<String>,
+    /// Its env files' entries, then its `env`.
     pub env: IndexMap<String, String>,
     /// Locators this service exports, expanded.
     pub provides: IndexMap<String, String>,
@@ -56,7 +62,10 @@ impl Service {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
     pub name: String,
+    /// `Once` for a scheduled command: each run goes to completion.
     pub when: WhenToRun,
+    /// When it runs, for a command that runs at times.
+    pub schedule: Option<Schedule>,
     pub respawn: Respawn,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -171,15 +180,13 @@ impl Stack {
         Stack::from_text(&file, &text).map_err(|e| LoadError::Invalid(Box::new(e)))
     }
 
-    /// Validate the text of a stack file that lives at `file` (absolute).
+    /// Validate the text of a stack file that lives at `file` (absolute),
+    /// with the files it includes and its env files.
     pub fn from_text(file: &Path, text: &str) -> Result<Stack, InvalidStack> {
-        let shown = display_name(file);
-        let invalid = |problems| InvalidStack::new(&shown, &Arc::from(text), problems);
-        let (raw, problems) = crate::config::load(text);
-        let Some(raw) = raw else {
-            return Err(invalid(problems));
-        };
-        validate::validate(file, raw, problems, &|name| std::env::var(name).ok()).map_err(invalid)
+        let files = include::read(file, text);
+        validate::validate(file, files, &|name| std::env::var(name).ok()).map_err(
+            |(sources, problems)| InvalidStack::in_sources(&display_name(file), sources, problems),
+        )
     }
 
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
@@ -246,9 +253,9 @@ pub fn stack_path(path: &Path) -> std::io::Result<PathBuf> {
     std::fs::canonicalize(path).or_else(|_| std::path::absolute(path))
 }
 
-/// The stack file's name as shown in messages: relative to the current
-/// folder when it is inside it.
-fn display_name(file: &Path) -> String {
+/// A file's name as shown in messages: relative to the current folder when
+/// it is inside it.
+pub(crate) fn display_name(file: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))

@@ -54,6 +54,16 @@ impl Project {
     }
 }
 
+/// What a finished command printed on stdout.
+pub fn stdout_of(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(out.get_output().stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// What a finished command printed on stderr.
+pub fn stderr_of(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(out.get_output().stderr.clone()).expect("stderr is UTF-8")
+}
+
 /// Where a stack read by [`load`] claims to live.
 pub const FILE: &str = "/stacks/stack.yaml";
 

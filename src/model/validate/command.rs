@@ -8,10 +8,13 @@ use nix::sys::signal::Signal;
 
 use super::scope::Scope;
 use super::{Validator, MAX_PROCESSES};
+use miette::SourceSpan;
+
 use crate::config::raw::{RawCommand, RawProbe, WhenToRun};
+use crate::config::shapes::{RawSchedule, RawWhen};
 use crate::config::Spanned;
 use crate::diag::Problem;
-use crate::model::{Check, Command, Instance, Monitor, Ready, Respawn};
+use crate::model::{Check, Command, Instance, Monitor, Ready, Respawn, Schedule};
 
 const DEFAULT_RESPAWN: Respawn = Respawn {
     count: 5,
@@ -32,17 +35,30 @@ impl Validator<'_> {
         ports: &[Option<u16>],
         service: &Scope<'_>,
     ) -> Command {
-        let when = raw.when_to_run.unwrap_or(WhenToRun::Always);
+        let (when, schedule) = match raw.when_to_run.as_ref().map(|w| (&w.value, w.span)) {
+            None => (WhenToRun::Always, None),
+            Some((RawWhen::Plain(when), _)) => (*when, None),
+            // Each run goes to completion, as a `once` command's does.
+            Some((RawWhen::Schedule(s), span)) => (WhenToRun::Once, self.schedule(s, span)),
+        };
         if when == WhenToRun::Once {
             if let Some(ready) = &raw.ready {
-                self.problem(
-                    Problem::new(
-                        "a `once` command is ready when it has completed",
-                        ready.span,
-                        "",
+                let (message, help) = if raw
+                    .when_to_run
+                    .as_ref()
+                    .is_some_and(|w| matches!(w.value, RawWhen::Schedule(_)))
+                {
+                    (
+                        "a scheduled command runs to completion each time; it has no `ready`",
+                        "remove `ready`: a scheduled service is up unless its last run failed",
                     )
-                    .help("remove `ready`, or make the command `when_to_run: always`"),
-                );
+                } else {
+                    (
+                        "a `once` command is ready when it has completed",
+                        "remove `ready`, or make the command `when_to_run: always`",
+                    )
+                };
+                self.problem(Problem::new(message, ready.span, "").help(help));
             }
         }
         if let Some(n) = &raw.number_of_processes {
@@ -106,7 +122,45 @@ impl Validator<'_> {
                 .iter()
                 .map(|p| p.value.clone())
                 .collect(),
+            schedule,
             instances,
+        }
+    }
+
+    /// A schedule: exactly one of `every` (above zero) and `cron` (a valid
+    /// 5-field expression); a problem points at what is wrong.
+    fn schedule(&mut self, raw: &RawSchedule, span: SourceSpan) -> Option<Schedule> {
+        match (&raw.every, &raw.cron) {
+            (Some(every), None) if every.value.0.is_zero() => {
+                self.problem(
+                    Problem::new(
+                        "a schedule of `every: 0s` would never stop running",
+                        every.span,
+                        "",
+                    )
+                    .help("give a duration above zero, e.g. `every: 10m`"),
+                );
+                None
+            }
+            (Some(every), None) => Some(Schedule::Every(every.value.0)),
+            (None, Some(cron)) => match Schedule::cron(&cron.value) {
+                Ok(schedule) => Some(schedule),
+                Err(e) => {
+                    let span = match (e.field, cron.text_at) {
+                        (Some((at, len)), Some(text_at)) => (text_at + at, len).into(),
+                        _ => cron.span,
+                    };
+                    self.problem(Problem::new(e.message, span, "").help(e.help));
+                    None
+                }
+            },
+            _ => {
+                self.problem(
+                    Problem::new("a schedule needs exactly one of `every` and `cron`", span, "")
+                        .help("write `when_to_run: { every: 10m }` or `when_to_run: { cron: \"*/5 * * * *\" }`"),
+                );
+                None
+            }
         }
     }
 

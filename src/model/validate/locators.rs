@@ -69,9 +69,15 @@ impl Validator<'_> {
                     );
                 }
                 if let Some((first, span)) = seen.get(key.value.as_str()) {
+                    let (here, there) = (self.file_of(key.span), self.file_of(*span));
+                    let files = if here == there {
+                        String::new()
+                    } else {
+                        format!(", in {there} and in {here}")
+                    };
                     self.problem(
                         Problem::new(
-                            format!("locator `{}` is provided twice", key.value),
+                            format!("locator `{}` is provided twice{files}", key.value),
                             key.span,
                             format!("by `{}`", draft.name.value),
                         )

@@ -1,43 +1,55 @@
-//! Raw structs to the validated [`Stack`]: names, dependencies, cycles,
-//! locators, ports and templates, every problem collected with its place.
+//! Raw structs to the validated [`Stack`]: the parts of a stack (the file
+//! and those it includes) merged, then names, dependencies, cycles,
+//! locators, ports, templates and env files, every problem collected with
+//! its place.
 
 mod command;
+mod env_file;
 mod graph;
 mod locators;
 mod ports;
 mod scope;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use miette::SourceSpan;
 
+use super::include::{Files, Part};
 use super::{env, Dag, Service, ServiceId, Stack};
-use crate::config::raw::{PortRange, RawService, RawStack};
+use crate::config::raw::{PortRange, RawService};
 use crate::config::Spanned;
-use crate::diag::Problem;
+use crate::diag::{Problem, Sources};
 use scope::Scope;
 
 pub(super) const MAX_PROCESSES: u32 = 10_000;
 
 pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// Validate `raw`. `problems` are those found reading it: when there are
-/// some, parts of the stack are missing, so only the checks of names,
-/// dependencies, locator names and ports run; templates wait for a file
-/// that reads cleanly.
+/// Validate the parts of a stack file, the file itself last. When reading
+/// them found problems, parts of the stack are missing, so only the checks
+/// of names, dependencies, locator names and ports run; templates wait for
+/// files that read cleanly. On failure, the problems with the sources they
+/// point into (env files read here join them).
 pub(in crate::model) fn validate(
     file: &Path,
-    raw: RawStack,
-    problems: Vec<Problem>,
+    files: Files,
     lookup: Lookup<'_>,
-) -> Result<Stack, Vec<Problem>> {
+) -> Result<Stack, (Sources, Vec<Problem>)> {
+    let Files {
+        parts,
+        sources,
+        problems,
+    } = files;
     let complete = problems.is_empty();
     let mut v = Validator {
         problems,
         lookup,
         complete,
+        sources,
     };
-    let stack = v.stack(file, raw);
+    let stack = v.stack(file, parts);
     if v.problems.is_empty() {
         Ok(stack.expect("a stack is built whenever no problem was found"))
     } else {
@@ -46,7 +58,7 @@ pub(in crate::model) fn validate(
         // Each process of a command is expanded on its own, so a mistake in
         // the command is found once per process: report it once.
         problems.dedup();
-        Err(problems)
+        Err((v.sources, problems))
     }
 }
 
@@ -55,6 +67,8 @@ pub(super) struct Validator<'a> {
     lookup: Lookup<'a>,
     /// Whether every part of the file was read; templates are checked only then.
     complete: bool,
+    /// The files read so far, to name the file a span is in.
+    sources: Sources,
 }
 
 /// A service as it is being validated.
@@ -62,6 +76,8 @@ pub(super) struct Draft {
     name: Spanned<String>,
     raw: Option<RawService>,
     deps: Vec<ServiceId>,
+    /// The index of the part (file) it comes from.
+    part: usize,
 }
 
 impl Validator<'_> {
@@ -69,20 +85,31 @@ impl Validator<'_> {
         self.problems.push(p);
     }
 
-    pub(super) fn stack(&mut self, file: &Path, raw: RawStack) -> Option<Stack> {
-        if let Some(version) = &raw.version {
-            if version.value != 1 {
-                self.problem(
-                    Problem::new(
-                        format!("version {} is not known", version.value),
-                        version.span,
-                        "",
-                    )
-                    .help("this orch reads `version: 1`; leave `version` out or set it to 1"),
-                );
+    /// The name of the file a span points into.
+    pub(super) fn file_of(&self, span: SourceSpan) -> &str {
+        self.sources
+            .file_at(span.offset())
+            .map_or("", |f| f.name.as_str())
+    }
+
+    pub(super) fn stack(&mut self, file: &Path, mut parts: Vec<Part>) -> Option<Stack> {
+        for part in &parts {
+            if let Some(version) = &part.raw.version {
+                if version.value != 1 {
+                    self.problem(
+                        Problem::new(
+                            format!("version {} is not known", version.value),
+                            version.span,
+                            "",
+                        )
+                        .help("this orch reads `version: 1`; leave `version` out or set it to 1"),
+                    );
+                }
             }
         }
-        let name = match &raw.name {
+        // The stack file itself is the last part; without it, it did not read.
+        let root = &parts.last().filter(|p| p.root)?.raw;
+        let name = match &root.name {
             Some(name) => {
                 self.check_name(name, "stack");
                 name.value.clone()
@@ -92,27 +119,56 @@ impl Validator<'_> {
                 .map_or_else(|| "stack".to_owned(), |s| s.to_string_lossy().into_owned()),
         };
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let stack_env = self.stack_env(&raw.env);
-        let port_range = raw
-            .port_range
-            .as_ref()
-            .map_or(PortRange::DEFAULT, |r| r.value);
         let log_dir = dir.join(
-            raw.log_dir
+            root.log_dir
                 .as_ref()
                 .map_or(".orch/logs", |d| d.value.as_str()),
         );
-
-        let mut drafts: Vec<Draft> = Vec::with_capacity(raw.services.len());
-        for (name, service) in raw.services {
-            self.check_name(&name, "service");
-            drafts.push(Draft {
-                name,
-                raw: service.0,
-                deps: Vec::new(),
-            });
+        // Every env file of every part, then every `env`: each layer
+        // replaces entries of the same name in the one below.
+        let mut from_files = IndexMap::new();
+        for part in &parts {
+            if let Some(env_file) = &part.raw.env_file {
+                self.env_files(env_file, &part.dir, &mut from_files);
+            }
         }
-        if drafts.is_empty() {
+        let mut stack_env = from_files;
+        for part in &parts {
+            stack_env = self.stack_env(&part.raw.env, stack_env);
+        }
+        let dirs: Vec<PathBuf> = parts.iter().map(|p| p.dir.clone()).collect();
+        let ranges: Vec<PortRange> = parts.iter().map(|p| p.port_range).collect();
+
+        let mut drafts: Vec<Draft> = Vec::new();
+        let mut defined: HashMap<String, SourceSpan> = HashMap::new();
+        for (part, p) in parts.iter_mut().enumerate() {
+            for (name, service) in std::mem::take(&mut p.raw.services) {
+                self.check_name(&name, "service");
+                if let Some(&first) = defined.get(&name.value) {
+                    let message = format!(
+                        "service `{}` is defined twice, in {} and in {}",
+                        name.value,
+                        self.file_of(first),
+                        self.file_of(name.span)
+                    );
+                    self.problem(
+                        Problem::new(message, name.span, "defined again here")
+                            .label(first, "first defined here")
+                            .help("service names are unique across the stack file and the files it includes; rename one"),
+                    );
+                    continue;
+                }
+                defined.insert(name.value.clone(), name.span);
+                drafts.push(Draft {
+                    name,
+                    raw: service.0,
+                    deps: Vec::new(),
+                    part,
+                });
+            }
+        }
+        // Without a `services` key that read, the problems found say more.
+        if drafts.is_empty() && self.complete {
             self.problem(
                 Problem::whole("the stack has no services")
                     .help("add at least one service under `services:`"),
@@ -126,6 +182,9 @@ impl Validator<'_> {
                         Problem::new(format!("service `{}` has nothing to run", draft.name.value), draft.name.span, "")
                             .help("give it `commands:`, or `depends_on:` to make it a bundle of other services"),
                     );
+                }
+                for profile in &raw.profiles {
+                    self.check_name(profile, "profile");
                 }
             }
         }
@@ -141,7 +200,7 @@ impl Validator<'_> {
         };
 
         let providers = self.locator_names(&drafts);
-        let ports = self.ports(&drafts, port_range);
+        let ports = self.ports(&drafts, &ranges);
         if !self.complete {
             return None;
         }
@@ -164,6 +223,7 @@ impl Validator<'_> {
         let mut services = Vec::with_capacity(drafts.len());
         for (sid, draft) in drafts.iter().enumerate() {
             let Some(raw) = &draft.raw else { continue };
+            let dir = &dirs[draft.part];
             let inputs = env::inputs(&draft.deps, |d| &provides[d]);
             let scope = Scope {
                 service: &draft.name.value,
@@ -174,7 +234,11 @@ impl Validator<'_> {
                 providers: &providers,
                 lookup: self.lookup,
             };
-            let env = self.env_map(&raw.env, &scope);
+            let mut env = IndexMap::new();
+            if let Some(env_file) = &raw.env_file {
+                self.env_files(env_file, dir, &mut env);
+            }
+            env.extend(self.env_map(&raw.env, &scope));
             let mut commands = Vec::with_capacity(raw.commands.len());
             for (cid, (cname, command)) in raw.commands.iter().enumerate() {
                 self.check_name(cname, "command");
@@ -183,11 +247,12 @@ impl Validator<'_> {
                     .get_index(cid)
                     .expect("ports has an entry per command")
                     .1;
-                commands.push(self.command(&dir, cname, command, instance_ports, &scope));
+                commands.push(self.command(dir, cname, command, instance_ports, &scope));
             }
             services.push(Service {
                 name: draft.name.value.clone(),
                 depends_on: draft.deps.clone(),
+                profiles: raw.profiles.iter().map(|p| p.value.clone()).collect(),
                 env,
                 // Cloned, not taken: services later in the file may depend on this one.
                 provides: provides[sid].clone(),

@@ -1,7 +1,7 @@
 //! Ports: fixed ones unique, automatic ones handed out in file order from
 //! `port_range`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 use miette::SourceSpan;
@@ -13,11 +13,14 @@ use crate::config::Spanned;
 use crate::diag::Problem;
 
 impl Validator<'_> {
-    /// Ports of every instance of every command: `[service][command] -> per instance`.
+    /// Ports of every instance of every command: `[service][command] -> per
+    /// instance`. A service's auto ports come from the `port_range` of its
+    /// part (`ranges[draft.part]`); no port is handed out twice, even when
+    /// ranges overlap.
     pub(super) fn ports(
         &mut self,
         drafts: &[Draft],
-        range: PortRange,
+        ranges: &[PortRange],
     ) -> Vec<IndexMap<String, Vec<Option<u16>>>> {
         let mut fixed: HashMap<u16, (SourceSpan, String)> = HashMap::new();
         for draft in drafts {
@@ -60,11 +63,14 @@ impl Validator<'_> {
                 }
             }
         }
-        let mut next = u32::from(range.low);
-        let mut exhausted = false;
+        let mut next: HashMap<PortRange, u32> = HashMap::new();
+        let mut taken: HashSet<u16> = fixed.keys().copied().collect();
+        let mut exhausted = HashSet::new();
         drafts
             .iter()
             .map(|draft| {
+                let range = ranges[draft.part];
+                let next = next.entry(range).or_insert(u32::from(range.low));
                 commands(draft)
                     .into_iter()
                     .map(|(name, command)| {
@@ -74,11 +80,11 @@ impl Validator<'_> {
                             Some(Spanned { value: PortSpec::Fixed(p), .. }) => vec![Some(*p); n],
                             Some(Spanned { value: PortSpec::Auto, span, .. }) => (0..n)
                                 .map(|_| {
-                                    while next <= u32::from(range.high) && fixed.contains_key(&(next as u16)) {
-                                        next += 1;
+                                    while *next <= u32::from(range.high) && taken.contains(&(*next as u16)) {
+                                        *next += 1;
                                     }
-                                    if next > u32::from(range.high) {
-                                        if !std::mem::replace(&mut exhausted, true) {
+                                    if *next > u32::from(range.high) {
+                                        if exhausted.insert(range) {
                                             self.problem(
                                                 Problem::new(format!("port_range {}-{} has no free port left", range.low, range.high), *span, "this command needs one")
                                                     .help("widen `port_range`, or give some commands fixed ports outside it"),
@@ -86,8 +92,9 @@ impl Validator<'_> {
                                         }
                                         return Some(0);
                                     }
-                                    next += 1;
-                                    Some((next - 1) as u16)
+                                    taken.insert(*next as u16);
+                                    *next += 1;
+                                    Some((*next - 1) as u16)
                                 })
                                 .collect(),
                         };

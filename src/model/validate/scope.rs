@@ -116,11 +116,12 @@ impl Scope<'_> {
 }
 
 impl Validator<'_> {
+    /// The stack `env` `raw` laid over `env` (the layers beneath it).
     pub(super) fn stack_env(
         &mut self,
         raw: &IndexMap<Spanned<String>, Spanned<String>>,
+        mut env: IndexMap<String, String>,
     ) -> IndexMap<String, String> {
-        let mut env = IndexMap::new();
         for (key, value) in raw {
             self.check_env_name(key);
             let lookup = self.lookup;

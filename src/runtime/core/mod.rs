@@ -39,40 +39,32 @@ use crate::model::{Command, Instance, ServiceId, Stack};
 /// Index of a member in [`Core::members`]; stable for as long as orch runs.
 pub type MemberId = usize;
 
-/// What `orch up` was asked to run: every service, or these and what they
-/// depend on. Kept by name, so it means the same in a reloaded stack.
+/// What `orch up` was asked to run: the services named on its command line
+/// (every enabled one when none is) and the active profiles, by the rule of
+/// [`Stack::select`]. Kept by name, so it means the same in a reloaded stack.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
-    /// Empty: every service.
     pub names: Vec<String>,
-    /// Services started since with `orch start` (only when `names` is not
-    /// empty); those a reload removes are forgotten.
+    pub profiles: Vec<String>,
+    /// Services started since with `orch start`; those a reload removes are
+    /// forgotten.
     pub also: Vec<String>,
 }
 
 impl Selection {
-    /// Which services of `stack` run; an error names a selected service the
-    /// stack does not have.
+    /// Which services of `stack` run; an error says why the selection does
+    /// not fit the stack (a named service or a profile it no longer has).
     pub fn resolve(&self, stack: &Stack) -> Result<Vec<bool>, String> {
-        let n = stack.services.len();
-        if self.names.is_empty() {
-            return Ok(vec![true; n]);
-        }
-        let roots = self
-            .names
+        let chosen = stack
+            .select(&self.names, &self.profiles)
+            .map_err(|e| format!("{} ({})", e.message, e.help))?;
+        let also: Vec<ServiceId> = self
+            .also
             .iter()
-            .map(|name| {
-                stack.service_id(name).ok_or_else(|| {
-                    format!("`orch up` runs service `{name}`, which the stack file no longer has")
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let roots: Vec<ServiceId> = roots
-            .into_iter()
-            .chain(self.also.iter().filter_map(|name| stack.service_id(name)))
+            .filter_map(|name| stack.service_id(name))
             .collect();
-        let mut selected = vec![false; n];
-        for sid in stack.dag.closure(&roots) {
+        let mut selected = vec![false; stack.services.len()];
+        for sid in chosen.into_iter().chain(stack.dag.closure(&also)) {
             selected[sid] = true;
         }
         Ok(selected)

@@ -74,8 +74,8 @@ impl Core {
     }
 
     /// Make `all` (the closure of `roots`) run: selected, not held, disabled
-    /// members enabled with a fresh count. `roots` join the selection of a
-    /// partial `orch up`, so a reload keeps them.
+    /// members enabled with a fresh count. `roots` join the selection, so a
+    /// reload keeps them.
     fn want(&mut self, all: &[ServiceId], roots: &[ServiceId], out: &mut Vec<Action>) {
         for &sid in all {
             let service = &mut self.services[sid];
@@ -89,12 +89,10 @@ impl Core {
                 }
             }
         }
-        if !self.selection.names.is_empty() {
-            for &sid in roots {
-                let name = &self.stack.services[sid].name;
-                if !self.selection.names.contains(name) && !self.selection.also.contains(name) {
-                    self.selection.also.push(name.clone());
-                }
+        for &sid in roots {
+            let name = &self.stack.services[sid].name;
+            if !self.selection.also.contains(name) {
+                self.selection.also.push(name.clone());
             }
         }
     }

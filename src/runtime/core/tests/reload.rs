@@ -154,7 +154,7 @@ fn a_reload_starts_what_the_selected_services_now_depend_on() {
         BEFORE,
         Selection {
             names: vec!["api".into()],
-            also: vec![],
+            ..Selection::default()
         },
         false,
     );
@@ -181,14 +181,17 @@ fn a_reload_without_a_selected_service_is_refused() {
         BEFORE,
         Selection {
             names: vec!["other".into()],
-            also: vec![],
+            ..Selection::default()
         },
         false,
     );
     let without = BEFORE.replace("  other:\n    commands:\n      w: { command: w }\n", "");
     assert_eq!(
         sim.core.plan_reload(stack(&without)).map(|p| p.summary),
-        Err("`orch up` runs service `other`, which the stack file no longer has".to_owned())
+        Err(
+            "no service `other` in stack `stack` (the services of `stack` are: db, api, web)"
+                .to_owned()
+        )
     );
 }
 
