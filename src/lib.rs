@@ -164,7 +164,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let env = if all {
                 stack.service_env(sid)
             } else {
-                stack.services[sid].provides.clone()
+                model::env::loopback(&stack.services[sid].provides)
             };
             match format {
                 EnvFormat::Env => print!("{}", output::env_lines(&env)),

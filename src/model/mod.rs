@@ -5,6 +5,7 @@
 pub mod dag;
 pub mod env;
 pub mod template;
+pub mod text;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use nix::sys::signal::Signal;
 
 pub use crate::config::raw::{HumanDuration, WhenToRun};
 pub use dag::{Dag, ServiceId};
+pub use text::{Endpoint, Text};
 
 use crate::diag::InvalidStack;
 
@@ -40,9 +42,9 @@ pub struct Service {
     pub name: String,
     /// Direct dependencies, as declared.
     pub depends_on: Vec<ServiceId>,
-    pub env: IndexMap<String, String>,
-    /// Locators this service exports, expanded.
-    pub provides: IndexMap<String, String>,
+    pub env: IndexMap<String, Text>,
+    /// Locators this service exports, expanded (hosts left open).
+    pub provides: IndexMap<String, Text>,
     pub commands: Vec<Command>,
 }
 
@@ -84,9 +86,12 @@ pub struct Respawn {
 pub struct Instance {
     pub index: u32,
     pub port: Option<u16>,
+    /// What to execute, as `orch up` runs it: every host is 127.0.0.1.
     pub program: Program,
-    /// The command's own `env`, expanded for this instance.
-    pub env: IndexMap<String, String>,
+    /// The same, with the hosts of commands left open for other engines.
+    pub program_text: Program<Text>,
+    /// The command's own `env`, expanded for this instance (hosts left open).
+    pub env: IndexMap<String, Text>,
     pub working_dir: PathBuf,
     pub ready: Ready,
     pub monitor: Option<Monitor>,
@@ -94,11 +99,21 @@ pub struct Instance {
 
 /// What to execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Program {
+pub enum Program<S = String> {
     /// Run as `/bin/sh -c TEXT`.
-    Shell(String),
+    Shell(S),
     /// Run as this argv, without a shell.
-    Argv(Vec<String>),
+    Argv(Vec<S>),
+}
+
+impl Program<Text> {
+    /// The program as `orch up` runs it: every host is 127.0.0.1.
+    pub fn loopback(&self) -> Program {
+        match self {
+            Program::Shell(text) => Program::Shell(text.loopback()),
+            Program::Argv(args) => Program::Argv(args.iter().map(Text::loopback).collect()),
+        }
+    }
 }
 
 impl std::fmt::Display for Program {

@@ -57,18 +57,21 @@ impl Validator<'_> {
         let mut instances = Vec::with_capacity(ports.len());
         for (index, &port) in ports.iter().enumerate() {
             let scope = Scope {
+                command: Some(&name.value),
                 port: Some(port),
                 ..*service
             };
             let program = self.program(&raw.command, &scope);
             let env = self.env_map(&raw.env, &scope);
+            // A folder, checks and monitors are used beside the member
+            // itself, so their hosts are always the loopback address.
             let working_dir = match &raw.working_dir {
-                Some(wd) => self.expand(wd, &scope).map(|wd| dir.join(wd)),
+                Some(wd) => self.expand(wd, &scope).map(|wd| dir.join(wd.loopback())),
                 None => Some(dir.to_path_buf()),
             };
             let ready = self.ready(raw, when, port, &scope);
             let monitor = raw.monitor.as_ref().and_then(|m| {
-                let program = self.program(&m.command, &scope)?;
+                let program = self.program(&m.command, &scope)?.loopback();
                 Some(Monitor {
                     program,
                     interval: m.interval.map_or(DEFAULT_MONITOR_INTERVAL, |d| d.0),
@@ -79,7 +82,8 @@ impl Validator<'_> {
                 instances.push(Instance {
                     index: u32::try_from(index).expect("instances are capped far below u32::MAX"),
                     port,
-                    program,
+                    program: program.loopback(),
+                    program_text: program,
                     env,
                     working_dir,
                     ready,
@@ -164,7 +168,7 @@ impl Validator<'_> {
             return None;
         }
         let check = if let Some(tcp) = tcp {
-            let text = self.expand(tcp, scope)?;
+            let text = self.expand(tcp, scope)?.loopback();
             match parse_tcp(&text) {
                 Some((host, port)) => Check::Tcp { host, port },
                 None => {
@@ -176,7 +180,7 @@ impl Validator<'_> {
                 }
             }
         } else if let Some(http) = http {
-            let url = self.expand(http, scope)?;
+            let url = self.expand(http, scope)?.loopback();
             if !url.starts_with("http://") {
                 self.problem(
                     Problem::new(format!("`{url}` is not an http:// URL"), http.span, "")
@@ -186,7 +190,7 @@ impl Validator<'_> {
             }
             Check::Http { url }
         } else if let Some(command) = command {
-            Check::Command(self.program(command, scope)?)
+            Check::Command(self.program(command, scope)?.loopback())
         } else {
             let log = log.as_ref().expect("exactly one check is set");
             match regex::Regex::new(&log.value) {

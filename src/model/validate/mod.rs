@@ -151,6 +151,7 @@ impl Validator<'_> {
             dag.as_ref(),
             &Scope {
                 service: "",
+                command: None,
                 port: None,
                 ports: &IndexMap::new(),
                 locators: &[],
@@ -167,6 +168,7 @@ impl Validator<'_> {
             let inputs = env::inputs(&draft.deps, |d| &provides[d]);
             let scope = Scope {
                 service: &draft.name.value,
+                command: None,
                 port: None,
                 ports: &ports[sid],
                 locators: &[&provides[sid], &inputs],
