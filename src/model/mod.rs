@@ -81,6 +81,15 @@ pub struct Respawn {
     pub backoff: Duration,
 }
 
+impl Respawn {
+    /// What a command gets when it sets none of `respawn_*`.
+    pub const DEFAULT: Respawn = Respawn {
+        count: 5,
+        window: Duration::from_secs(60),
+        backoff: Duration::from_millis(100),
+    };
+}
+
 /// One process of a command, with every template expanded for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {

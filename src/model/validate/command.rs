@@ -13,11 +13,6 @@ use crate::config::Spanned;
 use crate::diag::Problem;
 use crate::model::{Check, Command, Instance, Monitor, Ready, Respawn};
 
-const DEFAULT_RESPAWN: Respawn = Respawn {
-    count: 5,
-    window: Duration::from_secs(60),
-    backoff: Duration::from_millis(100),
-};
 const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(200);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
@@ -95,9 +90,11 @@ impl Validator<'_> {
             name: name.value.clone(),
             when,
             respawn: Respawn {
-                count: raw.respawn_count.unwrap_or(DEFAULT_RESPAWN.count),
-                window: raw.respawn_window.map_or(DEFAULT_RESPAWN.window, |d| d.0),
-                backoff: raw.respawn_backoff.map_or(DEFAULT_RESPAWN.backoff, |d| d.0),
+                count: raw.respawn_count.unwrap_or(Respawn::DEFAULT.count),
+                window: raw.respawn_window.map_or(Respawn::DEFAULT.window, |d| d.0),
+                backoff: raw
+                    .respawn_backoff
+                    .map_or(Respawn::DEFAULT.backoff, |d| d.0),
             },
             user: raw.user.as_ref().map(|u| u.value.clone()),
             group: raw.group.as_ref().map(|g| g.value.clone()),
