@@ -392,10 +392,7 @@ services:
 #[test]
 fn hosts_are_loopback_for_orch_up_and_open_for_other_engines() {
     let s = stack(HOSTS);
-    let db = Endpoint {
-        service: "db".into(),
-        command: "pg".into(),
-    };
+    let db = Endpoint::new("db", "pg");
     let url = &s.services[0].provides["DATABASE_URL"];
     assert_eq!(url.loopback(), "postgres://127.0.0.1:8300/app");
     assert_eq!(url.hosts().collect::<Vec<_>>(), [&db]);

@@ -111,10 +111,7 @@ pub fn endpoint_label(endpoint: &Endpoint) -> String {
 }
 
 pub fn endpoint(stack: &Stack, sid: ServiceId, command: &Command) -> Endpoint {
-    Endpoint {
-        service: stack.services[sid].name.clone(),
-        command: command.name.clone(),
-    }
+    Endpoint::new(&stack.services[sid].name, &command.name)
 }
 
 /// The DNS label of every command, checked to be unique: two commands whose

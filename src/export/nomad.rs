@@ -330,9 +330,7 @@ impl Template {
                 }
                 Part::Host(endpoint) => {
                     let var = host_variable(endpoint);
-                    let mut host = Text::default();
-                    host.push_host(endpoint.clone());
-                    self.line(&var, &host, own);
+                    self.line(&var, &Text::host(endpoint.clone()), own);
                     out.push_str(&format!("${{{var}}}"));
                 }
             }
@@ -361,10 +359,7 @@ mod tests {
     use super::*;
 
     fn pg() -> Endpoint {
-        Endpoint {
-            service: "db".into(),
-            command: "pg".into(),
-        }
+        Endpoint::new("db", "pg")
     }
 
     #[test]
@@ -373,17 +368,13 @@ mod tests {
         let mut url = Text::literal("pg://\"{{x}}\"@");
         url.push_host(pg());
         url.push_str(":5432\n");
-        let me = Endpoint {
-            service: "api".into(),
-            command: "web".into(),
-        };
+        let me = Endpoint::new("api", "web");
         t.line("URL", &url, &me);
         assert_eq!(
             t.lines["URL"],
             r#"URL="pg://\"{{ "{{" }}x}}\"@{{ with nomadService "db-pg" }}{{ with index . 0 }}{{ .Address }}{{ end }}{{ end }}:5432\n""#
         );
-        let mut own = Text::default();
-        own.push_host(me.clone());
+        let own = Text::host(me.clone());
         assert_eq!(t.interpolated(&own, &me), "${NOMAD_IP_port}");
         assert_eq!(
             t.interpolated(&url, &me)

@@ -33,7 +33,7 @@ fn mapping(
         }
         out.push_str(&string(key, indent));
         out.push(':');
-        nested(out, value, indent);
+        nested(out, value, indent, false);
     }
 }
 
@@ -41,30 +41,16 @@ fn sequence(out: &mut String, items: &[Value], indent: usize) {
     for item in items {
         push_indent(out, indent);
         out.push('-');
-        match item {
-            Value::Object(map) if !map.is_empty() => {
-                out.push(' ');
-                mapping(out, map, indent + 2, true);
-            }
-            Value::Array(inner) if !inner.is_empty() => {
-                out.push('\n');
-                sequence(out, inner, indent + 2);
-            }
-            scalar => {
-                out.push(' ');
-                out.push_str(&inline(scalar, indent + 2));
-                out.push('\n');
-            }
-        }
+        nested(out, item, indent, true);
     }
 }
 
-/// What follows `key:`.
-fn nested(out: &mut String, value: &Value, indent: usize) {
+/// What follows `key:` or, `after_dash`, a sequence's `-`.
+fn nested(out: &mut String, value: &Value, indent: usize, after_dash: bool) {
     match value {
         Value::Object(map) if !map.is_empty() => {
-            out.push('\n');
-            mapping(out, map, indent + 2, false);
+            out.push(if after_dash { ' ' } else { '\n' });
+            mapping(out, map, indent + 2, after_dash);
         }
         Value::Array(items) if !items.is_empty() => {
             out.push('\n');

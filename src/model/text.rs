@@ -20,6 +20,15 @@ pub struct Endpoint {
     pub command: String,
 }
 
+impl Endpoint {
+    pub fn new(service: impl Into<String>, command: impl Into<String>) -> Self {
+        Endpoint {
+            service: service.into(),
+            command: command.into(),
+        }
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.service, self.command)
@@ -43,6 +52,11 @@ impl Text {
         let mut t = Text::default();
         t.push_str(&text.into());
         t
+    }
+
+    /// Just the host of `endpoint`.
+    pub fn host(endpoint: Endpoint) -> Self {
+        Text(vec![Part::Host(endpoint)])
     }
 
     pub fn push_str(&mut self, text: &str) {
@@ -135,10 +149,7 @@ mod tests {
     use super::*;
 
     fn pg() -> Endpoint {
-        Endpoint {
-            service: "db".into(),
-            command: "pg".into(),
-        }
+        Endpoint::new("db", "pg")
     }
 
     #[test]
@@ -168,8 +179,7 @@ mod tests {
         assert_eq!(Text::literal(""), "");
         let mut t = Text::literal("127.0.0.1");
         assert_eq!(t, "127.0.0.1");
-        t = Text::default();
-        t.push_host(pg());
+        t = Text::host(pg());
         assert_ne!(t, "127.0.0.1");
     }
 }

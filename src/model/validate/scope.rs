@@ -74,12 +74,7 @@ impl Scope<'_> {
 
     /// Where command `name` of this service is reached, left open.
     fn host(&self, name: &str) -> Text {
-        let mut text = Text::default();
-        text.push_host(Endpoint {
-            service: self.service.to_owned(),
-            command: name.to_owned(),
-        });
-        text
+        Text::host(Endpoint::new(self.service, name))
     }
 
     pub(super) fn command_ports(&self, name: &str) -> Result<Vec<u16>, TemplateError> {
