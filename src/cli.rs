@@ -172,11 +172,56 @@ pub enum Command {
     },
     /// Print orch's man page (roff), e.g. `orch man > ~/.local/share/man/man1/orch.1`.
     Man,
+    /// Compile the stack for an engine that runs many machines: systemd units,
+    /// Kubernetes manifests or a Nomad job. What the engine cannot carry is a
+    /// `warning:` line on stderr.
+    #[command(after_help = EXIT_CODES)]
+    Export {
+        #[command(subcommand)]
+        engine: ExportEngine,
+    },
     /// Kill the members of an orch that died (started by `orch up` itself).
     #[command(hide = true)]
     Guard {
         /// The environment entry that marks the processes of that orch.
         mark: String,
+    },
+}
+
+/// The engines `orch export` writes for.
+#[derive(Debug, Subcommand)]
+pub enum ExportEngine {
+    /// Write systemd units to DIR: a target for the stack and for each
+    /// service, a service unit (or template) per command.
+    #[command(after_help = EXIT_CODES)]
+    Systemd {
+        /// The folder to write the units to; made when missing.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Print Kubernetes manifests (multi-document YAML): a Service per
+    /// command with a port, a Deployment per long-running command, a Job per
+    /// `once` command.
+    #[command(after_help = EXIT_CODES)]
+    Kubernetes {
+        /// The container image: IMAGE for every service, SERVICE=IMAGE for one
+        /// service; repeat it for each service that differs.
+        #[arg(long, value_name = "[SERVICE=]IMAGE", required = true)]
+        image: Vec<String>,
+        /// The namespace of every object [default: none, kubectl's current one].
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// Print a Nomad job as the HTTP API takes it (JSON), for
+    /// `nomad job run -json`.
+    #[command(after_help = EXIT_CODES)]
+    Nomad {
+        #[command(flatten)]
+        file: FileArg,
     },
 }
 

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod diag;
+pub mod export;
 pub mod import;
 pub mod init;
 pub mod model;
@@ -25,7 +26,7 @@ pub mod runtime;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cli::{Cli, Command, EnvFormat, GraphFormat};
+use cli::{Cli, Command, EnvFormat, ExportEngine, GraphFormat};
 use model::{LoadError, Stack};
 
 /// A failure, and the exit code it maps to.
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let file = |arg: &cli::FileArg| stack_file(arg.file.as_deref(), top.as_deref());
     match cli.command {
         Command::Up(args) => return up(args, top.as_deref()),
+        Command::Export { engine } => export(engine, top.as_deref())?,
         Command::Guard { mark } => runtime::guard::serve(&mark),
         Command::Import { kind, file } => import::run(kind, &file)?,
         Command::Init { file: f } => init::write(&file(&f))?,
@@ -206,7 +208,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let env = if all {
                 stack.service_env(sid)
             } else {
-                stack.services[sid].provides.clone()
+                model::env::loopback(&stack.services[sid].provides)
             };
             match format {
                 EnvFormat::Env => print!("{}", output::env_lines(&env)),
@@ -277,6 +279,62 @@ fn refuse_schedules(stack: &Stack, services: &[model::ServiceId]) -> Result<(), 
                 )),
             });
         }
+    }
+    Ok(())
+}
+
+/// `orch export`: the files of the engine, its warnings on stderr.
+fn export(engine: ExportEngine, top: Option<&Path>) -> Result<(), Error> {
+    let (file, output) = match &engine {
+        ExportEngine::Systemd { output, file } => (file.clone(), Some(output.clone())),
+        ExportEngine::Kubernetes { file, .. } | ExportEngine::Nomad { file } => {
+            (file.clone(), None)
+        }
+    };
+    let stack = Stack::load(&stack_file(file.file.as_deref(), top))?;
+    let exported = match engine {
+        ExportEngine::Systemd { .. } => Ok(export::systemd::export(&stack)),
+        ExportEngine::Kubernetes {
+            image, namespace, ..
+        } => export::kubernetes::export(
+            &stack,
+            &export::kubernetes::Options {
+                images: image,
+                namespace,
+            },
+        ),
+        ExportEngine::Nomad { .. } => export::nomad::export(&stack),
+    }
+    .map_err(|e| match e {
+        export::ExportError::Usage { message, help } => Error::Usage { message, help },
+        other @ export::ExportError::Unmappable { .. } => Error::Failed(Box::new(other)),
+    })?;
+    for warning in &exported.warnings {
+        eprintln!("{warning}");
+    }
+    match output {
+        Some(dir) => write_files(&dir, &exported.files),
+        None => {
+            for (_, text) in &exported.files {
+                print!("{text}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Write each `(relative path, contents)` under `dir`, and name it on stdout.
+fn write_files(dir: &Path, files: &[(String, String)]) -> Result<(), Error> {
+    let failed = |path: &Path, e: std::io::Error| {
+        Error::Failed(miette::miette!("cannot write {}: {e}", path.display()).into())
+    };
+    for (name, text) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+        }
+        std::fs::write(&path, text).map_err(|e| failed(&path, e))?;
+        println!("{}", path.display());
     }
     Ok(())
 }

@@ -464,9 +464,9 @@ fn port_references_that_resolve_to_nothing() {
             "${yy.port}",
         ),
         (
-            "x: { command: \"serve ${y.host}\" }",
-            "`${y.host}`: a command has `.port` and `.ports`, not `.host`",
-            "${y.host}",
+            "x: { command: \"serve ${y.hosts}\" }",
+            "`${y.hosts}`: a command has `.port`, `.ports` and `.host`, not `.hosts`",
+            "${y.hosts}",
         ),
         (
             "x: { command: \"serve ${y.port\" }",
@@ -480,6 +480,65 @@ fn port_references_that_resolve_to_nothing() {
         assert_eq!(p.message, message, "{commands}");
         assert_eq!(p.at, Some(pos(&text, at, 0)), "{commands}");
     }
+}
+
+#[test]
+fn host_references_that_resolve_to_nothing() {
+    let cases = [
+        (
+            "    commands:\n      x: { command: \"serve ${host}\" }\n",
+            "`${host}` is used, but this command has no port",
+            "${host}",
+            Some("give the command `port: auto` or a port number"),
+        ),
+        (
+            "    commands:\n      x: { command: \"curl ${y.host}\" }\n      y: { command: y }\n",
+            "command `y` has no port",
+            "${y.host}",
+            Some("give it `port: auto` or a port number"),
+        ),
+        (
+            "    commands:\n      postgres: { command: pg, port: auto }\n    provides:\n      URL: pg://${postgre.host}:${postgres.port}\n",
+            "service `db` has no command `postgre`",
+            "${postgre.host}",
+            Some("did you mean `postgres`?"),
+        ),
+        (
+            "    commands:\n      pg: { command: pg, port: auto }\n    provides:\n      URL: pg://${host}:${pg.port}\n",
+            "`${host}` only means something inside a command",
+            "${host}",
+            Some("name the command: `${NAME.host}`"),
+        ),
+        (
+            "    env: { PEER: \"${other.host}\" }\n    commands:\n      pg: { command: pg, port: auto }\n",
+            "service `db` has no command `other`",
+            "${other.host}",
+            Some("`${NAME.port}` and `${NAME.host}` name a command of the same service; other services export what they offer with `provides`"),
+        ),
+    ];
+    for (service, message, at, help) in cases {
+        let text = format!("services:\n  db:\n{service}");
+        let p = problem(&text);
+        assert_eq!(p.message, message, "{service}");
+        assert_eq!(p.at, Some(pos(&text, at, 0)), "{service}");
+        assert_eq!(p.help.as_deref(), help, "{service}");
+    }
+}
+
+#[test]
+fn the_stack_env_cannot_name_a_host() {
+    let text = "env:\n  DB: ${pg.host}\nservices:\n  db:\n    commands:\n      pg: { command: pg, port: auto }\n";
+    let p = problem(text);
+    assert_eq!(
+        p.message,
+        "the stack `env` can only use variables, not ports or hosts"
+    );
+    assert_eq!(p.at, Some(pos(text, "${pg.host}", 0)));
+    let stderr = check_fails(text);
+    assert!(
+        stderr.contains(&header(pos(text, "${pg.host}", 0))),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -96,9 +96,9 @@ fn all_fields_sets_every_field_of_a_command() {
     assert!(instance.working_dir.ends_with("examples/db"));
     assert!(instance.monitor.is_some());
     assert_eq!(
-        db.provides["DATABASE_URL"],
+        db.provides["DATABASE_URL"].loopback(),
         format!(
-            "postgres://[::1]:{}/shop",
+            "postgres://127.0.0.1:{}/shop",
             instance.port.expect("an auto port")
         )
     );

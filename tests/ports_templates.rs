@@ -3,7 +3,9 @@
 mod common;
 
 use common::{stack, Project};
-use orch::model::{Check, Program, Stack};
+use std::borrow::Cow;
+
+use orch::model::{Check, Endpoint, Program, Stack, Text};
 
 /// The ports of every instance of `service.command`.
 fn ports(stack: &Stack, service: &str, command: &str) -> Vec<Option<u16>> {
@@ -360,7 +362,7 @@ services:
 #[test]
 fn orch_env_and_the_model_agree_on_ports() {
     let project = Project::with_stack(CHAIN);
-    let from_model = stack(CHAIN).services[1].provides["API_URL"].clone();
+    let from_model = stack(CHAIN).services[1].provides["API_URL"].loopback();
     project
         .orch()
         .args(["env", "api"])
@@ -369,4 +371,70 @@ fn orch_env_and_the_model_agree_on_ports() {
         .stdout(format!(
             "API_URL={from_model}\nAPI_DB=postgres://127.0.0.1:8300/app\n"
         ));
+}
+
+/// `${NAME.host}` and `${host}`: 127.0.0.1 for `orch up`, an open host for
+/// other engines, carried through the locators that use it.
+const HOSTS: &str = "\
+services:
+  db:
+    commands:
+      pg: { command: \"postgres -h ${host} -p ${port}\", port: auto }
+    provides:
+      DATABASE_URL: postgres://${pg.host}:${pg.port}/app
+  api:
+    depends_on: [db]
+    env: { DSN: \"${DATABASE_URL}?sslmode=disable\" }
+    commands:
+      app: { command: [app, --db, \"${DATABASE_URL}\"], port: auto }
+";
+
+#[test]
+fn hosts_are_loopback_for_orch_up_and_open_for_other_engines() {
+    let s = stack(HOSTS);
+    let db = Endpoint::new("db", "pg");
+    let url = &s.services[0].provides["DATABASE_URL"];
+    assert_eq!(url.loopback(), "postgres://127.0.0.1:8300/app");
+    assert_eq!(url.hosts().collect::<Vec<_>>(), [&db]);
+    let engine = |text: &Text| {
+        text.render(Cow::Borrowed, |e| {
+            format!("{}-{}", e.service, e.command).into()
+        })
+    };
+    assert_eq!(engine(url), "postgres://db-pg:8300/app");
+    assert_eq!(
+        engine(&s.services[1].env["DSN"]),
+        "postgres://db-pg:8300/app?sslmode=disable"
+    );
+    assert_eq!(
+        program(&s, "db", "pg", 0),
+        shell("postgres -h 127.0.0.1 -p 8300")
+    );
+    let app = &s.services[1].commands[0].instances[0];
+    assert_eq!(
+        app.program,
+        Program::Argv(vec![
+            "app".into(),
+            "--db".into(),
+            "postgres://127.0.0.1:8300/app".into()
+        ])
+    );
+    let Program::Argv(args) = &app.program_text else {
+        panic!("a list stays an argv: {:?}", app.program_text);
+    };
+    assert_eq!(engine(&args[2]), "postgres://db-pg:8300/app");
+    let env = s.member_env_text(1, app);
+    assert_eq!(engine(&env["DATABASE_URL"]), "postgres://db-pg:8300/app");
+    assert_eq!(
+        s.member_env(1, app)["DATABASE_URL"],
+        "postgres://127.0.0.1:8300/app"
+    );
+
+    let project = Project::with_stack(HOSTS);
+    project
+        .orch()
+        .args(["env", "db"])
+        .assert()
+        .success()
+        .stdout("DATABASE_URL=postgres://127.0.0.1:8300/app\n");
 }

@@ -8,6 +8,7 @@ mod include;
 pub mod schedule;
 pub mod select;
 pub mod template;
+pub mod text;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use nix::sys::signal::Signal;
 pub use crate::config::raw::{HumanDuration, WhenToRun};
 pub use dag::{Dag, ServiceId};
 pub use schedule::Schedule;
+pub use text::{Endpoint, Text};
 
 use crate::diag::InvalidStack;
 
@@ -46,9 +48,9 @@ pub struct Service {
     /// It runs only when one of these is active, or when named; always when empty.
     pub profiles: Vec<String>,
     /// Its env files' entries, then its `env`.
-    pub env: IndexMap<String, String>,
-    /// Locators this service exports, expanded.
-    pub provides: IndexMap<String, String>,
+    pub env: IndexMap<String, Text>,
+    /// Locators this service exports, expanded (hosts left open).
+    pub provides: IndexMap<String, Text>,
     pub commands: Vec<Command>,
 }
 
@@ -88,14 +90,26 @@ pub struct Respawn {
     pub backoff: Duration,
 }
 
+impl Respawn {
+    /// What a command gets when it sets none of `respawn_*`.
+    pub const DEFAULT: Respawn = Respawn {
+        count: 5,
+        window: Duration::from_secs(60),
+        backoff: Duration::from_millis(100),
+    };
+}
+
 /// One process of a command, with every template expanded for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
     pub index: u32,
     pub port: Option<u16>,
+    /// What to execute, as `orch up` runs it: every host is 127.0.0.1.
     pub program: Program,
-    /// The command's own `env`, expanded for this instance.
-    pub env: IndexMap<String, String>,
+    /// The same, with the hosts of commands left open for other engines.
+    pub program_text: Program<Text>,
+    /// The command's own `env`, expanded for this instance (hosts left open).
+    pub env: IndexMap<String, Text>,
     pub working_dir: PathBuf,
     pub ready: Ready,
     pub monitor: Option<Monitor>,
@@ -103,11 +117,21 @@ pub struct Instance {
 
 /// What to execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Program {
+pub enum Program<S = String> {
     /// Run as `/bin/sh -c TEXT`.
-    Shell(String),
+    Shell(S),
     /// Run as this argv, without a shell.
-    Argv(Vec<String>),
+    Argv(Vec<S>),
+}
+
+impl Program<Text> {
+    /// The program as `orch up` runs it: every host is 127.0.0.1.
+    pub fn loopback(&self) -> Program {
+        match self {
+            Program::Shell(text) => Program::Shell(text.loopback()),
+            Program::Argv(args) => Program::Argv(args.iter().map(Text::loopback).collect()),
+        }
+    }
 }
 
 impl std::fmt::Display for Program {

@@ -1,13 +1,17 @@
 //! `${...}` templates: parsing, and expansion against a scope.
 //!
 //! `${port}` is the command's own port, `${NAME.port}` / `${NAME.ports}` the
-//! port(s) of another command of the same service, `${NAME}` a locator or a
+//! port(s) of another command of the same service, `${host}` / `${NAME.host}`
+//! the address where a command is reached, `${NAME}` a locator or a
 //! variable, `${NAME:-default}` the same with a fallback, and `$$` a literal
 //! `$`. A `$` not followed by `{` or `$` is kept as it is, so shell commands
 //! can still use `$HOME`.
+//!
+//! Expansion gives a [`Text`]: hosts stay open until something renders them.
 
 use miette::SourceSpan;
 
+use super::text::Text;
 use crate::config::Spanned;
 
 /// One reference inside a template.
@@ -19,6 +23,10 @@ pub enum Ref<'a> {
     CommandPort(&'a str),
     /// `${NAME.ports}`
     CommandPorts(&'a str),
+    /// `${host}`
+    Host,
+    /// `${NAME.host}`
+    CommandHost(&'a str),
     /// `${NAME}` or `${NAME:-default}`
     Name {
         name: &'a str,
@@ -132,19 +140,22 @@ fn reference(inner: &str) -> Result<Ref<'_>, TemplateError> {
             default: Some(default),
         });
     }
-    if inner == "port" {
-        return Ok(Ref::Port);
+    match inner {
+        "port" => return Ok(Ref::Port),
+        "host" => return Ok(Ref::Host),
+        _ => {}
     }
     if let Some((command, field)) = inner.split_once('.') {
         check_name(command)?;
         return match field {
             "port" => Ok(Ref::CommandPort(command)),
             "ports" => Ok(Ref::CommandPorts(command)),
+            "host" => Ok(Ref::CommandHost(command)),
             _ => Err(TemplateError::new(format!(
-                "`${{{inner}}}`: a command has `.port` and `.ports`, not `.{field}`"
+                "`${{{inner}}}`: a command has `.port`, `.ports` and `.host`, not `.{field}`"
             ))
             .help(format!(
-                "write `${{{command}.port}}` or `${{{command}.ports}}`"
+                "write `${{{command}.port}}`, `${{{command}.ports}}` or `${{{command}.host}}`"
             ))),
         };
     }
@@ -165,21 +176,21 @@ fn check_name(name: &str) -> Result<(), TemplateError> {
         Ok(())
     } else {
         Err(TemplateError::new(format!("`{name}` is not a name a template can refer to"))
-            .help("a reference is `${port}`, `${NAME.port}`, `${NAME.ports}`, `${NAME}` or `${NAME:-default}`; write `$$` for a literal `$`"))
+            .help("a reference is `${port}`, `${host}`, `${NAME.port}`, `${NAME.ports}`, `${NAME.host}`, `${NAME}` or `${NAME:-default}`; write `$$` for a literal `$`"))
     }
 }
 
 /// Expand a template; `resolve` gives the value of each reference.
 pub fn expand<'a>(
     text: &'a str,
-    mut resolve: impl FnMut(&Ref<'a>) -> Result<String, TemplateError>,
-) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
+    mut resolve: impl FnMut(&Ref<'a>) -> Result<Text, TemplateError>,
+) -> Result<Text, TemplateError> {
+    let mut out = Text::default();
     for piece in parse(text)? {
         match piece {
             Piece::Text(t) => out.push_str(t),
             Piece::Ref { reference, at, len } => match resolve(&reference) {
-                Ok(value) => out.push_str(&value),
+                Ok(value) => out.append(&value),
                 Err(mut e) => {
                     e.at = at;
                     e.len = len;
@@ -209,11 +220,13 @@ mod tests {
     #[test]
     fn reads_every_form() {
         assert_eq!(
-            refs("${port} ${pg.port} ${pg.ports} ${DB} ${X:-a:b}"),
+            refs("${port} ${pg.port} ${pg.ports} ${host} ${pg.host} ${DB} ${X:-a:b}"),
             vec![
                 Ref::Port,
                 Ref::CommandPort("pg"),
                 Ref::CommandPorts("pg"),
+                Ref::Host,
+                Ref::CommandHost("pg"),
                 Ref::Name {
                     name: "DB",
                     default: None
@@ -228,14 +241,14 @@ mod tests {
 
     #[test]
     fn dollars_stay_for_the_shell() {
-        let out = expand("echo $HOME $$ $${X} cost: 5$", |_| Ok(String::new())).unwrap();
+        let out = expand("echo $HOME $$ $${X} cost: 5$", |_| Ok(Text::default())).unwrap();
         assert_eq!(out, "echo $HOME $ ${X} cost: 5$");
     }
 
     #[test]
     fn expands_in_place() {
         let out = expand("http://[::1]:${web.port}/x", |r| match r {
-            Ref::CommandPort("web") => Ok("8300".into()),
+            Ref::CommandPort("web") => Ok(Text::literal("8300")),
             _ => Err(TemplateError::new("no")),
         });
         assert_eq!(out.unwrap(), "http://[::1]:8300/x");
@@ -247,8 +260,8 @@ mod tests {
         assert_eq!((e.at, e.len), (2, 7));
         let e = parse("x ${open").unwrap_err();
         assert_eq!((e.at, e.len), (2, 6));
-        let e = parse("${web.host}").unwrap_err();
-        assert!(e.message.contains("`.host`"));
+        let e = parse("${web.hosts}").unwrap_err();
+        assert!(e.message.contains("`.hosts`"));
         let e = parse("${}").unwrap_err();
         assert!(e.message.contains("not a name"));
     }

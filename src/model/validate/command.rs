@@ -16,11 +16,6 @@ use crate::config::Spanned;
 use crate::diag::Problem;
 use crate::model::{Check, Command, Instance, Monitor, Ready, Respawn, Schedule};
 
-const DEFAULT_RESPAWN: Respawn = Respawn {
-    count: 5,
-    window: Duration::from_secs(60),
-    backoff: Duration::from_millis(100),
-};
 const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(200);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
@@ -73,18 +68,21 @@ impl Validator<'_> {
         let mut instances = Vec::with_capacity(ports.len());
         for (index, &port) in ports.iter().enumerate() {
             let scope = Scope {
+                command: Some(&name.value),
                 port: Some(port),
                 ..*service
             };
             let program = self.program(&raw.command, &scope);
             let env = self.env_map(&raw.env, &scope);
+            // A folder, checks and monitors are used beside the member
+            // itself, so their hosts are always the loopback address.
             let working_dir = match &raw.working_dir {
-                Some(wd) => self.expand(wd, &scope).map(|wd| dir.join(wd)),
+                Some(wd) => self.expand(wd, &scope).map(|wd| dir.join(wd.loopback())),
                 None => Some(dir.to_path_buf()),
             };
             let ready = self.ready(raw, when, port, &scope);
             let monitor = raw.monitor.as_ref().and_then(|m| {
-                let program = self.program(&m.command, &scope)?;
+                let program = self.program(&m.command, &scope)?.loopback();
                 Some(Monitor {
                     program,
                     interval: m.interval.map_or(DEFAULT_MONITOR_INTERVAL, |d| d.0),
@@ -95,7 +93,8 @@ impl Validator<'_> {
                 instances.push(Instance {
                     index: u32::try_from(index).expect("instances are capped far below u32::MAX"),
                     port,
-                    program,
+                    program: program.loopback(),
+                    program_text: program,
                     env,
                     working_dir,
                     ready,
@@ -107,9 +106,11 @@ impl Validator<'_> {
             name: name.value.clone(),
             when,
             respawn: Respawn {
-                count: raw.respawn_count.unwrap_or(DEFAULT_RESPAWN.count),
-                window: raw.respawn_window.map_or(DEFAULT_RESPAWN.window, |d| d.0),
-                backoff: raw.respawn_backoff.map_or(DEFAULT_RESPAWN.backoff, |d| d.0),
+                count: raw.respawn_count.unwrap_or(Respawn::DEFAULT.count),
+                window: raw.respawn_window.map_or(Respawn::DEFAULT.window, |d| d.0),
+                backoff: raw
+                    .respawn_backoff
+                    .map_or(Respawn::DEFAULT.backoff, |d| d.0),
             },
             user: raw.user.as_ref().map(|u| u.value.clone()),
             group: raw.group.as_ref().map(|g| g.value.clone()),
@@ -218,7 +219,7 @@ impl Validator<'_> {
             return None;
         }
         let check = if let Some(tcp) = tcp {
-            let text = self.expand(tcp, scope)?;
+            let text = self.expand(tcp, scope)?.loopback();
             match parse_tcp(&text) {
                 Some((host, port)) => Check::Tcp { host, port },
                 None => {
@@ -230,7 +231,7 @@ impl Validator<'_> {
                 }
             }
         } else if let Some(http) = http {
-            let url = self.expand(http, scope)?;
+            let url = self.expand(http, scope)?.loopback();
             if !url.starts_with("http://") {
                 self.problem(
                     Problem::new(format!("`{url}` is not an http:// URL"), http.span, "")
@@ -240,7 +241,7 @@ impl Validator<'_> {
             }
             Check::Http { url }
         } else if let Some(command) = command {
-            Check::Command(self.program(command, scope)?)
+            Check::Command(self.program(command, scope)?.loopback())
         } else {
             let log = log.as_ref().expect("exactly one check is set");
             match regex::Regex::new(&log.value) {

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use super::scope::Scope;
 use super::{Draft, Validator};
 use crate::diag::Problem;
-use crate::model::{env, Dag, ServiceId};
+use crate::model::{env, Dag, ServiceId, Text};
 
 impl Validator<'_> {
     /// Expand every service's `provides`, dependencies first so theirs are
@@ -20,11 +20,11 @@ impl Validator<'_> {
         dag: Option<&Dag>,
         base: &Scope<'_>,
         ports: &[IndexMap<String, Vec<Option<u16>>>],
-    ) -> Vec<IndexMap<String, String>> {
+    ) -> Vec<IndexMap<String, Text>> {
         let order: Vec<ServiceId> = dag
             .as_ref()
             .map_or_else(|| (0..drafts.len()).collect(), |d| d.order().to_vec());
-        let mut provides: Vec<IndexMap<String, String>> = vec![IndexMap::new(); drafts.len()];
+        let mut provides: Vec<IndexMap<String, Text>> = vec![IndexMap::new(); drafts.len()];
         for &sid in &order {
             let Some(raw) = &drafts[sid].raw else {
                 continue;

@@ -210,6 +210,7 @@ impl Validator<'_> {
             dag.as_ref(),
             &Scope {
                 service: "",
+                command: None,
                 port: None,
                 ports: &IndexMap::new(),
                 locators: &[],
@@ -227,6 +228,7 @@ impl Validator<'_> {
             let inputs = env::inputs(&draft.deps, |d| &provides[d]);
             let scope = Scope {
                 service: &draft.name.value,
+                command: None,
                 port: None,
                 ports: &ports[sid],
                 locators: &[&provides[sid], &inputs],
@@ -234,10 +236,14 @@ impl Validator<'_> {
                 providers: &providers,
                 lookup: self.lookup,
             };
-            let mut env = IndexMap::new();
+            let mut from_files = IndexMap::new();
             if let Some(env_file) = &raw.env_file {
-                self.env_files(env_file, dir, &mut env);
+                self.env_files(env_file, dir, &mut from_files);
             }
+            let mut env: IndexMap<String, crate::model::Text> = from_files
+                .into_iter()
+                .map(|(key, value)| (key, crate::model::Text::literal(value)))
+                .collect();
             env.extend(self.env_map(&raw.env, &scope));
             let mut commands = Vec::with_capacity(raw.commands.len());
             for (cid, (cname, command)) in raw.commands.iter().enumerate() {

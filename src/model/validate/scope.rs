@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 
 use super::super::template::{self, Ref, TemplateError};
-use super::super::Program;
+use super::super::{Endpoint, Program, Text};
 use super::{Lookup, Validator};
 use crate::config::raw::RawProgram;
 use crate::config::Spanned;
@@ -15,12 +15,14 @@ use crate::diag::{suggest, Problem};
 /// What a service's templates can see.
 pub(super) struct Scope<'a> {
     pub(super) service: &'a str,
+    /// The command whose templates these are; `None` outside a command.
+    pub(super) command: Option<&'a str>,
     /// `None` outside a command; `Some(None)` in a command without a port.
     pub(super) port: Option<Option<u16>>,
     /// The ports of each command of the service, by name.
     pub(super) ports: &'a IndexMap<String, Vec<Option<u16>>>,
     /// Locators visible: the service's own, then its dependencies'.
-    pub(super) locators: &'a [&'a IndexMap<String, String>],
+    pub(super) locators: &'a [&'a IndexMap<String, Text>],
     pub(super) stack_env: &'a IndexMap<String, String>,
     /// Who provides each locator of the stack, to explain a missing dependency.
     pub(super) providers: &'a HashMap<String, &'a str>,
@@ -28,29 +30,51 @@ pub(super) struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    pub(super) fn resolve(&self, r: &Ref<'_>) -> Result<String, TemplateError> {
+    pub(super) fn resolve(&self, r: &Ref<'_>) -> Result<Text, TemplateError> {
         match *r {
-            Ref::Port => match self.port {
-                Some(Some(port)) => Ok(port.to_string()),
-                Some(None) => Err(TemplateError::new(
-                    "`${port}` is used, but this command has no port",
-                )
-                .help("give the command `port: auto` or a port number")),
-                None => Err(
-                    TemplateError::new("`${port}` only means something inside a command")
-                        .help("name the command: `${NAME.port}`"),
-                ),
-            },
-            Ref::CommandPort(name) => self.command_ports(name).map(|ports| ports[0].to_string()),
+            Ref::Port => self
+                .own_port("port")
+                .map(|port| Text::literal(port.to_string())),
+            Ref::Host => {
+                self.own_port("host")?;
+                let command = self.command.expect("a scope with a port is a command's");
+                Ok(self.host(command))
+            }
+            Ref::CommandPort(name) => self
+                .command_ports(name)
+                .map(|ports| Text::literal(ports[0].to_string())),
             Ref::CommandPorts(name) => self.command_ports(name).map(|ports| {
-                ports
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                Text::literal(
+                    ports
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
             }),
+            Ref::CommandHost(name) => self.command_ports(name).map(|_| self.host(name)),
             Ref::Name { name, default } => self.name(name, default),
         }
+    }
+
+    /// The port of this scope's own command, for `${port}` or `${host}`.
+    fn own_port(&self, what: &str) -> Result<u16, TemplateError> {
+        match self.port {
+            Some(Some(port)) => Ok(port),
+            Some(None) => Err(TemplateError::new(format!(
+                "`${{{what}}}` is used, but this command has no port"
+            ))
+            .help("give the command `port: auto` or a port number")),
+            None => Err(TemplateError::new(format!(
+                "`${{{what}}}` only means something inside a command"
+            ))
+            .help(format!("name the command: `${{NAME.{what}}}`"))),
+        }
+    }
+
+    /// Where command `name` of this service is reached, left open.
+    fn host(&self, name: &str) -> Text {
+        Text::host(Endpoint::new(self.service, name))
     }
 
     pub(super) fn command_ports(&self, name: &str) -> Result<Vec<u16>, TemplateError> {
@@ -62,7 +86,7 @@ impl Scope<'_> {
             if let Some(close) = suggest(name, self.ports.keys().map(String::as_str)) {
                 e = e.help(format!("did you mean `{close}`?"));
             } else {
-                e = e.help("`${NAME.port}` names a command of the same service; other services export what they offer with `provides`");
+                e = e.help("`${NAME.port}` and `${NAME.host}` name a command of the same service; other services export what they offer with `provides`");
             }
             return Err(e);
         };
@@ -73,15 +97,17 @@ impl Scope<'_> {
         })
     }
 
-    pub(super) fn name(&self, name: &str, default: Option<&str>) -> Result<String, TemplateError> {
+    pub(super) fn name(&self, name: &str, default: Option<&str>) -> Result<Text, TemplateError> {
+        if let Some(locator) = self.locators.iter().find_map(|l| l.get(name)) {
+            return Ok(locator.clone());
+        }
         let found = self
-            .locators
-            .iter()
-            .find_map(|l| l.get(name).cloned())
-            .or_else(|| self.stack_env.get(name).cloned())
+            .stack_env
+            .get(name)
+            .cloned()
             .or_else(|| (self.lookup)(name));
         if let Some(value) = found.or_else(|| default.map(str::to_owned)) {
-            return Ok(value);
+            return Ok(Text::literal(value));
         }
         if let Some(provider) = self.providers.get(name) {
             if *provider == self.service {
@@ -132,17 +158,19 @@ impl Validator<'_> {
                     .cloned()
                     .or_else(|| lookup(name))
                     .or_else(|| default.map(str::to_owned))
+                    .map(Text::literal)
                     .ok_or_else(|| {
                         TemplateError::new(format!("`${{{name}}}` is not defined"))
                             .help(format!("the stack `env` can use orch's own environment and the entries above it; give a default with `${{{name}:-value}}`"))
                     }),
-                _ => Err(TemplateError::new("the stack `env` can only use variables, not ports")
+                _ => Err(TemplateError::new("the stack `env` can only use variables, not ports or hosts")
                     .help("move this entry to the `env` of a service or command")),
             }
             });
             match expanded {
+                // Only variables resolve here, so the text has no host.
                 Ok(text) => {
-                    env.insert(key.value.clone(), text);
+                    env.insert(key.value.clone(), text.loopback());
                 }
                 Err(e) => self.template_problem(&e, value),
             }
@@ -154,7 +182,7 @@ impl Validator<'_> {
         &mut self,
         raw: &IndexMap<Spanned<String>, Spanned<String>>,
         scope: &Scope<'_>,
-    ) -> IndexMap<String, String> {
+    ) -> IndexMap<String, Text> {
         let mut env = IndexMap::with_capacity(raw.len());
         for (key, value) in raw {
             self.check_env_name(key);
@@ -165,7 +193,7 @@ impl Validator<'_> {
         env
     }
 
-    pub(super) fn expand(&mut self, value: &Spanned<String>, scope: &Scope<'_>) -> Option<String> {
+    pub(super) fn expand(&mut self, value: &Spanned<String>, scope: &Scope<'_>) -> Option<Text> {
         match template::expand(&value.value, |r| scope.resolve(r)) {
             Ok(text) => Some(text),
             Err(e) => {
@@ -185,7 +213,7 @@ impl Validator<'_> {
         &mut self,
         raw: &Spanned<RawProgram>,
         scope: &Scope<'_>,
-    ) -> Option<Program> {
+    ) -> Option<Program<Text>> {
         match &raw.value {
             RawProgram::Shell(text) => {
                 let spanned = Spanned {
@@ -196,7 +224,7 @@ impl Validator<'_> {
                 self.expand(&spanned, scope).map(Program::Shell)
             }
             RawProgram::Argv(args) => {
-                let expanded: Vec<Option<String>> =
+                let expanded: Vec<Option<Text>> =
                     args.iter().map(|a| self.expand(a, scope)).collect();
                 expanded
                     .into_iter()
