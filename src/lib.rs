@@ -243,11 +243,10 @@ fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
         .into_iter()
         .filter(|p| !p.is_empty())
         .collect();
-    let services = stack.select(names, &profiles).map_err(|e| Error::Usage {
+    stack.select(names, &profiles).map_err(|e| Error::Usage {
         message: e.message,
         help: Some(e.help),
     })?;
-    refuse_schedules(&stack, &services)?;
     Ok(runtime::up(
         stack,
         runtime::Options {
@@ -259,28 +258,6 @@ fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
             abort_on_failure: args.abort_on_failure,
         },
     )?)
-}
-
-/// Scheduled commands are checked and shown, but not run yet: a stack that
-/// would run one is refused before anything starts.
-fn refuse_schedules(stack: &Stack, services: &[model::ServiceId]) -> Result<(), Error> {
-    for &sid in services {
-        let service = &stack.services[sid];
-        if let Some(command) = service.commands.iter().find(|c| c.schedule.is_some()) {
-            let schedule = command.schedule.as_ref().expect("found by its schedule");
-            return Err(Error::Usage {
-                message: format!(
-                    "`{}.{}` runs on a schedule ({schedule}), which `orch up` cannot run yet",
-                    service.name, command.name
-                ),
-                help: Some(format!(
-                    "run the other services by naming them, or give `{}` a profile that is not active",
-                    service.name
-                )),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// `orch export`: the files of the engine, its warnings on stderr.

@@ -284,15 +284,27 @@ pub fn status_json(report: &crate::control::protocol::StatusReport) -> serde_jso
         "services": report.services.iter().map(|s| json!({
             "name": s.name,
             "state": s.state,
-            "members": s.members.iter().map(|m| json!({
-                "command": m.command,
-                "instance": m.instance,
-                "state": m.state,
-                "pid": m.pid,
-                "port": m.port,
-                "restarts": m.restarts,
-                "exit_code": m.exit_code,
-            })).collect::<Vec<_>>(),
+            "members": s.members.iter().map(|m| {
+                let mut member = json!({
+                    "command": m.command,
+                    "instance": m.instance,
+                    "state": m.state,
+                    "pid": m.pid,
+                    "port": m.port,
+                    "restarts": m.restarts,
+                    "exit_code": m.exit_code,
+                });
+                // Only while its log file cannot be written.
+                if let Some(trouble) = &m.log_error {
+                    member["log_error"] = json!(trouble);
+                }
+                // Scheduled members only.
+                if let Some(next_run) = &m.next_run {
+                    member["last_exit"] = json!(m.last_exit);
+                    member["next_run"] = json!(next_run);
+                }
+                member
+            }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -308,6 +320,27 @@ pub fn status_table(report: &crate::control::protocol::StatusReport) -> String {
     for s in &report.services {
         if let Some(why) = &s.why {
             notes.push(format!("{}: {why}", s.name));
+        }
+        for m in &s.members {
+            if let Some(next) = &m.next_run {
+                let last = m
+                    .last_exit
+                    .map_or("none yet".into(), |c| format!("exit code {c}"));
+                let skipped = match m.skipped {
+                    Some(n) if n > 0 => format!(", {n} skipped"),
+                    _ => String::new(),
+                };
+                notes.push(format!(
+                    "{}.{}: next run {next}, last run: {last}{skipped}",
+                    s.name, m.command
+                ));
+            }
+            if let Some(trouble) = &m.log_error {
+                notes.push(format!(
+                    "{}.{}: cannot write its log file: {trouble}",
+                    s.name, m.command
+                ));
+            }
         }
         if s.members.is_empty() {
             rows.push(vec![s.name.clone(), s.state.clone(), "(bundle)".into()]);

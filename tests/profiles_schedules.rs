@@ -1,6 +1,6 @@
 //! `profiles` (which services `orch up` runs) and schedules (`when_to_run:
-//! { every }` / `{ cron }`: checked and shown; `orch up` refuses them until
-//! it can run them).
+//! { every }` / `{ cron }`) as the stack file gives them: checked and shown.
+//! Running schedules is tests/up_schedules.rs.
 
 mod common;
 
@@ -182,29 +182,6 @@ fn check_and_graph_show_schedules() {
         graph["services"][1]["schedules"],
         serde_json::json!({"dump": {"every": "10m"}, "report": {"cron": "30 6 * * 1-5"}})
     );
-}
-
-#[test]
-fn up_refuses_a_stack_that_would_run_a_schedule() {
-    let project = Project::with_stack(SCHEDULED);
-    let out = project
-        .orch()
-        .arg("up")
-        .env_remove("ORCH_PROFILES")
-        .assert()
-        .code(2)
-        .stdout("");
-    let err = stderr(&out);
-    assert!(
-        err.contains("`backup.dump` runs on a schedule (every 10m), which `orch up` cannot"),
-        "{err}"
-    );
-    // Without the scheduled service, the rest runs.
-    let stack = Stack::new(SCHEDULED);
-    let mut orch = stack.up(&["app"]);
-    orch.wait_line("app.web: started");
-    orch.signal(nix::sys::signal::Signal::SIGTERM);
-    orch.assert_exit(0);
 }
 
 #[test]

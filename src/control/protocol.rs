@@ -121,4 +121,13 @@ pub struct MemberStatus {
     /// Why its log file cannot be written, while it cannot.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub log_error: Option<String>,
+    /// A scheduled member: the exit code of its last run, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_exit: Option<i32>,
+    /// A scheduled member: when its next run comes (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_run: Option<String>,
+    /// A scheduled member: runs skipped because the previous one still ran.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skipped: Option<u32>,
 }

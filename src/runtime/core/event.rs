@@ -57,6 +57,8 @@ pub enum Event {
         generation: u64,
         timer: Timer,
     },
+    /// It is time for a scheduled member's next run.
+    Tick { member: MemberId },
     /// Writing the member's log file started failing (`Some(why)`) or works
     /// again (`None`, with the lines dropped meanwhile).
     LogTrouble {
@@ -118,6 +120,11 @@ pub enum Action {
         generation: u64,
         timer: Timer,
     },
+    /// Send [`Event::Tick`] at each time of the member's schedule, from now
+    /// (replacing any earlier arrangement).
+    Arm { member: MemberId },
+    /// No more ticks for the member.
+    Disarm { member: MemberId },
     /// A line from orch for the console; about a member, also for its log.
     Say {
         member: Option<MemberId>,

@@ -17,7 +17,12 @@ impl Core {
     /// Whether a member counts as up: ready with the current configuration,
     /// or a `once` command that completed.
     pub(super) fn member_up(&self, member: MemberId) -> bool {
-        match self.members[member].phase {
+        let m = &self.members[member];
+        if self.scheduled(member) && (m.phase == Phase::Waiting || m.phase.live()) {
+            // Up unless its last run failed.
+            return m.last_exit.is_none_or(|status| status.success());
+        }
+        match m.phase {
             Phase::Running { .. } => self.keeps(member),
             Phase::Completed => true,
             _ => false,

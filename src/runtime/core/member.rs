@@ -1,16 +1,14 @@
-//! One member (a process of a command) and its lifecycle: what happens when
-//! its process starts, exits, becomes ready, fails a check or outlives its
-//! stop timeout.
+//! One member (a process of a command): its phases, what its live process
+//! was started with, and starting it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::respawn::Respawns;
-use super::{Action, Core, Event, MemberId, Timer, STABLE_AFTER};
-use crate::model::{Check, Command, ServiceId, Stack, WhenToRun};
+use super::{Action, Core, MemberId};
+use crate::model::{Command, ServiceId, Stack};
 use crate::runtime::spawn::ExitStatus;
 
 /// Where a member is in a stack: service, command and process index.
@@ -77,6 +75,8 @@ pub enum Phase {
     Backoff { until: Instant },
     /// A `once` command that exited 0.
     Completed,
+    /// A scheduled command between its runs.
+    Waiting,
     /// Disabled after failing too often; down until restarted.
     Failed { reason: String },
     /// Stopped: on request, or to be started again with a new configuration.
@@ -94,6 +94,7 @@ impl Phase {
             Phase::Stopping { .. } => "stopping",
             Phase::Backoff { .. } => "backoff",
             Phase::Completed => "completed",
+            Phase::Waiting => "waiting",
             Phase::Failed { .. } => "failed",
             Phase::Stopped => "stopped",
         }
@@ -147,6 +148,10 @@ pub struct Member {
     pub log_trouble: Option<String>,
     /// Why its readiness check has not passed yet, when that is worth telling.
     pub waiting: Option<String>,
+    /// Runs of a scheduled command skipped because the previous one still ran.
+    pub skipped: u32,
+    /// Its schedule's ticks were asked for ([`Action::Arm`]) and not cancelled.
+    pub(super) armed: bool,
     /// It was sent its restart signal: an exit before this time is part of the restart.
     pub(super) restart_until: Option<Instant>,
 }
@@ -164,6 +169,8 @@ impl Member {
             last_failure: None,
             log_trouble: None,
             waiting: None,
+            skipped: 0,
+            armed: false,
             restart_until: None,
         }
     }
@@ -177,99 +184,6 @@ impl Member {
 }
 
 impl Core {
-    /// The events about one member's process.
-    pub(super) fn process_event(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
-        let current = |core: &Core, member: MemberId, generation: u64| {
-            core.members[member].generation == generation
-        };
-        match event {
-            Event::Spawned {
-                member,
-                generation,
-                pid,
-            } if current(self, member, generation) => self.spawned(member, pid, now, out),
-            Event::SpawnFailed {
-                member,
-                generation,
-                error,
-            } if current(self, member, generation) => {
-                if matches!(
-                    self.members[member].phase,
-                    Phase::Starting { pid: None, .. }
-                ) {
-                    self.say(out, member, format!("cannot start: {error}"));
-                    self.members[member].run = None;
-                    self.members[member].phase = Phase::Stopped;
-                    self.fail(member, error, now, out);
-                }
-            }
-            Event::Exited {
-                member,
-                generation,
-                status,
-            } if current(self, member, generation) => self.exited(member, status, now, out),
-            Event::Ready { member, generation } if current(self, member, generation) => {
-                if let Phase::Starting { pid: Some(pid), .. } = self.members[member].phase {
-                    self.members[member].phase = Phase::Running { pid, since: now };
-                    self.say(out, member, "ready");
-                    self.monitor(member, out);
-                }
-            }
-            Event::Waiting {
-                member,
-                generation,
-                why,
-            } if current(self, member, generation) => {
-                if let Phase::Starting { pid: Some(_), .. } = self.members[member].phase {
-                    self.say(out, member, format!("not ready yet: {why}"));
-                    self.members[member].waiting = Some(why);
-                }
-            }
-            Event::NotReady {
-                member,
-                generation,
-                why,
-            } if current(self, member, generation) => {
-                if let Phase::Starting { pid: Some(_), .. } = self.members[member].phase {
-                    self.say(out, member, format!("not ready {why}"));
-                    let reason = StopReason::Failed(format!("not ready {why}"));
-                    self.stop(member, Signal::SIGKILL, reason, now, out);
-                }
-            }
-            Event::Unhealthy {
-                member,
-                generation,
-                why,
-            } if current(self, member, generation) => {
-                if let Phase::Running { .. } = self.members[member].phase {
-                    self.say(out, member, format!("unhealthy: {why}"));
-                    let signal = self.run_command(member).stop_signal;
-                    self.stop(member, signal, StopReason::Failed(why), now, out);
-                }
-            }
-            Event::Timer {
-                member,
-                generation,
-                timer,
-            } if current(self, member, generation) => match (timer, &self.members[member].phase) {
-                (Timer::Restart, Phase::Backoff { .. }) => {
-                    self.members[member].phase = Phase::Pending;
-                }
-                (Timer::StopTimeout, &Phase::Stopping { pid, .. }) => {
-                    self.say(out, member, "did not stop in time: killing it");
-                    out.push(Action::Signal {
-                        member,
-                        pid,
-                        signal: Signal::SIGKILL,
-                    });
-                }
-                _ => {}
-            },
-            // An event about an earlier process of the member.
-            _ => {}
-        }
-    }
-
     /// The command the member's live process runs.
     pub(super) fn run_command(&self, member: MemberId) -> &Command {
         self.members[member]
@@ -305,47 +219,9 @@ impl Core {
         });
     }
 
-    fn spawned(&mut self, member: MemberId, pid: Pid, now: Instant, out: &mut Vec<Action>) {
-        if !matches!(
-            self.members[member].phase,
-            Phase::Starting { pid: None, .. }
-        ) {
-            return;
-        }
-        let generation = self.members[member].generation;
-        let run = self.members[member]
-            .run
-            .as_ref()
-            .expect("a live member has a run");
-        let check = &run.command().instances[run.slot.index].ready.check;
-        let immediate = matches!(check, Check::Started);
-        let probed = !matches!(check, Check::Started | Check::Completed | Check::Log(_));
-        self.say(out, member, format!("started (pid {pid})"));
-        if immediate {
-            self.members[member].phase = Phase::Running { pid, since: now };
-            self.monitor(member, out);
-        } else {
-            self.members[member].phase = Phase::Starting {
-                pid: Some(pid),
-                since: now,
-            };
-            if probed {
-                out.push(Action::Probe { member, generation });
-            }
-        }
-    }
-
-    fn monitor(&self, member: MemberId, out: &mut Vec<Action>) {
-        let run = self.members[member]
-            .run
-            .as_ref()
-            .expect("a live member has a run");
-        if run.command().instances[run.slot.index].monitor.is_some() {
-            out.push(Action::Monitor {
-                member,
-                generation: self.members[member].generation,
-            });
-        }
+    /// Whether the member's command (in the current stack) runs on a schedule.
+    pub fn scheduled(&self, member: MemberId) -> bool {
+        self.command(member).is_some_and(|c| c.schedule.is_some())
     }
 
     /// Whether the member's live process is what is wanted: its command is
@@ -359,98 +235,5 @@ impl Core {
             }
             _ => false,
         }
-    }
-
-    fn exited(
-        &mut self,
-        member: MemberId,
-        status: ExitStatus,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
-        let phase = self.members[member].phase.clone();
-        let Some(pid) = phase.pid() else { return };
-        let keeps = self.keeps(member);
-        let m = &mut self.members[member];
-        m.last_exit = Some(status);
-        let once = m
-            .run
-            .take()
-            .is_some_and(|run| run.command().when == WhenToRun::Once);
-        m.phase = Phase::Stopped;
-        out.push(Action::Cancel { member });
-        out.push(Action::Sweep { member, pid });
-        match phase {
-            Phase::Stopping {
-                reason: StopReason::Converge,
-                ..
-            } => {
-                let again = m.slot.is_some_and(|slot| self.wanted(slot.sid));
-                self.say(
-                    out,
-                    member,
-                    if again {
-                        format!("{status}; starting it again")
-                    } else {
-                        format!("stopped ({status})")
-                    },
-                );
-            }
-            Phase::Stopping {
-                reason: StopReason::Failed(reason),
-                ..
-            } => self.fail(member, reason, now, out),
-            _ if !keeps => self.say(out, member, status),
-            _ if m.restart_until.take().is_some_and(|until| now <= until) => {
-                m.phase = Phase::Pending;
-                self.say(
-                    out,
-                    member,
-                    format!("{status} on its restart signal; starting it again"),
-                );
-            }
-            _ if once && status.success() => {
-                m.phase = Phase::Completed;
-                self.say(out, member, "completed");
-            }
-            Phase::Running { since, .. } => {
-                if now.duration_since(since) >= STABLE_AFTER {
-                    m.respawns.streak = 0;
-                }
-                self.fail(member, status.to_string(), now, out);
-            }
-            _ => self.fail(member, status.to_string(), now, out),
-        }
-    }
-
-    /// Send `signal` to a live member and wait for it to exit; SIGKILL after
-    /// its stop timeout. A member whose process does not exist yet is left
-    /// for the next pass.
-    pub(super) fn stop(
-        &mut self,
-        member: MemberId,
-        signal: Signal,
-        reason: StopReason,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(pid) = self.members[member].phase.pid() else {
-            return;
-        };
-        let timeout = self.run_command(member).stop_timeout;
-        let m = &mut self.members[member];
-        m.phase = Phase::Stopping { pid, reason };
-        out.push(Action::Cancel { member });
-        out.push(Action::Signal {
-            member,
-            pid,
-            signal,
-        });
-        out.push(Action::SetTimer {
-            at: now + timeout,
-            member,
-            generation: m.generation,
-            timer: Timer::StopTimeout,
-        });
     }
 }

@@ -16,9 +16,11 @@ mod event;
 mod health;
 mod member;
 mod order;
+mod process;
 mod reload;
 mod requests;
 mod respawn;
+mod schedule;
 mod status;
 
 #[cfg(test)]
@@ -168,6 +170,7 @@ impl Core {
                 self.restart_services(&services, hard, now, &mut out);
             }
             Event::Reload { stack, selection } => self.reload(stack, selection, &mut out),
+            Event::Tick { member } => self.tick(member, now, &mut out),
             Event::LogTrouble {
                 member,
                 trouble,

@@ -14,7 +14,7 @@ impl Core {
         if self.exited {
             return;
         }
-        self.settle_idle();
+        self.settle_idle(out);
         self.stop_what_must_go(now, out);
         let health = self.health();
         for sid in 0..self.services.len() {
@@ -59,7 +59,15 @@ impl Core {
             self.services[sid].told_blocked = false;
             if deps.iter().all(|&d| health.up[d]) && !draining.contains(&stack.services[sid].name) {
                 for m in self.services[sid].members.clone() {
-                    if self.members[m].phase == Phase::Pending {
+                    if self.members[m].phase != Phase::Pending {
+                        continue;
+                    }
+                    if self.scheduled(m) {
+                        // Its first run comes at its first time.
+                        self.members[m].park(Phase::Waiting);
+                        self.members[m].armed = true;
+                        out.push(Action::Arm { member: m });
+                    } else {
                         self.launch(m, now, out);
                     }
                 }
@@ -70,7 +78,7 @@ impl Core {
         let busy = self
             .members
             .iter()
-            .any(|m| m.phase.live() || matches!(m.phase, Phase::Backoff { .. }));
+            .any(|m| m.phase.live() || matches!(m.phase, Phase::Backoff { .. } | Phase::Waiting));
         if !busy && !self.services.iter().any(|s| s.held) {
             self.finish(&health, out);
         }
@@ -78,8 +86,9 @@ impl Core {
 
     /// Members without a process take the phase that matches what is
     /// wanted of them: pending when their service should run, stopped when
-    /// it is held or the stack is stopping, inactive when not selected.
-    fn settle_idle(&mut self) {
+    /// it is held or the stack is stopping, inactive when not selected. A
+    /// scheduled member that neither waits nor runs has its ticks cancelled.
+    fn settle_idle(&mut self, out: &mut Vec<Action>) {
         for id in 0..self.members.len() {
             let m = &self.members[id];
             if m.phase.live() {
@@ -99,7 +108,7 @@ impl Core {
                 }
             } else if self.shutdown || service.held {
                 match m.phase {
-                    Phase::Pending | Phase::Backoff { .. } | Phase::Inactive => {
+                    Phase::Pending | Phase::Backoff { .. } | Phase::Inactive | Phase::Waiting => {
                         Some(Phase::Stopped)
                     }
                     Phase::Failed { .. } | Phase::Completed if service.held => Some(Phase::Stopped),
@@ -113,6 +122,13 @@ impl Core {
             };
             if let Some(phase) = next {
                 self.members[id].park(phase);
+            }
+        }
+        // Ticks only for a scheduled member that waits for them or runs.
+        for (id, m) in self.members.iter_mut().enumerate() {
+            if m.armed && m.phase != Phase::Waiting && !m.phase.live() {
+                m.armed = false;
+                out.push(Action::Disarm { member: id });
             }
         }
     }

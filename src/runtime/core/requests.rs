@@ -126,6 +126,8 @@ impl Core {
                         self.say(out, m, "starting it again");
                         self.members[m].park(Phase::Pending);
                     }
+                    // A scheduled command runs now, and again at its next time.
+                    Phase::Waiting => self.run_now(m, now, out),
                     Phase::Starting { pid: Some(pid), .. } | Phase::Running { pid, .. }
                         if !hard =>
                     {

@@ -52,10 +52,16 @@ impl Core {
         let m = &self.members[id];
         let slot = m.slot.expect("members of a service have a slot");
         let command = &self.stack.services[slot.sid].commands[slot.cid];
+        let scheduled = command.schedule.is_some();
         MemberStatus {
             command: command.name.clone(),
             instance: slot.index,
-            state: m.phase.name().to_owned(),
+            state: if scheduled && m.phase.live() {
+                "running"
+            } else {
+                m.phase.name()
+            }
+            .to_owned(),
             pid: m.phase.pid().map(nix::unistd::Pid::as_raw),
             port: command.instances[slot.index].port,
             restarts: m.respawns.total,
@@ -69,6 +75,13 @@ impl Core {
             },
             memory: None,
             log_error: m.log_trouble.clone(),
+            last_exit: match m.last_exit {
+                Some(ExitStatus::Code(code)) if scheduled => Some(code),
+                _ => None,
+            },
+            // The supervisor knows the clock: it fills `next_run` in.
+            next_run: None,
+            skipped: scheduled.then_some(m.skipped),
         }
     }
 

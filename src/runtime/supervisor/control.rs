@@ -167,6 +167,23 @@ impl Supervisor {
         for ((s, m, _), bytes) in groups.into_iter().zip(procfs::group_rss_bytes(&pids)) {
             report.services[s].members[m].memory = Some(bytes);
         }
+        let ids: Vec<ServiceId> = if ids.is_empty() {
+            (0..self.core.services.len()).collect()
+        } else {
+            ids.to_vec()
+        };
+        for (service, sid) in report.services.iter_mut().zip(ids) {
+            for (member, &id) in service
+                .members
+                .iter_mut()
+                .zip(&self.core.services[sid].members)
+            {
+                if let Some((_, next)) = self.armed.get(&id) {
+                    member.next_run =
+                        Some(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+                }
+            }
+        }
         report
     }
 

@@ -92,6 +92,11 @@ pub struct Supervisor {
     state_dirty: bool,
     exit: Option<u8>,
     reloads: control::Reloads,
+    /// Scheduled members armed: the arrangement's number and the next time.
+    armed: HashMap<MemberId, (u64, chrono::DateTime<chrono::Local>)>,
+    /// When ticks are due, by arrangement.
+    ticks: BinaryHeap<Reverse<(Instant, u64, MemberId)>>,
+    ticks_seq: u64,
 }
 
 impl Supervisor {
@@ -128,6 +133,9 @@ impl Supervisor {
             state_dirty: true,
             exit: None,
             reloads: control::Reloads::default(),
+            armed: HashMap::new(),
+            ticks: BinaryHeap::new(),
+            ticks_seq: 0,
         }
     }
 
@@ -153,6 +161,7 @@ impl Supervisor {
         while self.exit.is_none() {
             self.save_state();
             let next_timer = self.timers.peek().map(|Reverse(t)| t.0);
+            let next_tick = self.ticks.peek().map(|Reverse(t)| t.0);
             tokio::select! {
                 _ = sigchld.recv() => self.reap(),
                 _ = sigint.recv() => {
@@ -176,6 +185,7 @@ impl Supervisor {
                 Some(loaded) = self.reloads.next() => self.finish_reload(loaded),
                 Some((request, reply)) = calls.recv() => self.request(request, reply),
                 () = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
+                () = sleep_until(next_tick), if next_tick.is_some() => self.fire_ticks(),
                 _ = memory.tick(), if watch_memory => self.check_memory(),
             }
         }
@@ -291,7 +301,55 @@ impl Supervisor {
                     self.logs.note(member, path, text);
                 }
             }
+            Action::Arm { member } => {
+                let now = chrono::Local::now();
+                self.arm(member, now);
+            }
+            Action::Disarm { member } => {
+                self.armed.remove(&member);
+            }
             Action::Exit(code) => self.exit = Some(code),
+        }
+    }
+
+    /// Arrange the member's next tick after `after` (wall clock).
+    fn arm(&mut self, member: MemberId, after: chrono::DateTime<chrono::Local>) {
+        let Some(schedule) = self.core.command(member).and_then(|c| c.schedule.as_ref()) else {
+            return;
+        };
+        let now = chrono::Local::now();
+        // Behind (the machine slept): the next time from now, not a burst of missed ones.
+        let next = schedule
+            .next_after(&after)
+            .filter(|next| *next > now)
+            .or_else(|| schedule.next_after(&now));
+        let Some(next) = next else {
+            self.armed.remove(&member);
+            return;
+        };
+        self.ticks_seq += 1;
+        self.armed.insert(member, (self.ticks_seq, next));
+        let wait = (next - now).to_std().unwrap_or_default();
+        self.ticks
+            .push(Reverse((Instant::now() + wait, self.ticks_seq, member)));
+    }
+
+    fn fire_ticks(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, seq, member))) = self.ticks.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.ticks.pop();
+            let Some(&(armed, time)) = self.armed.get(&member) else {
+                continue;
+            };
+            if armed != seq {
+                continue;
+            }
+            // The next time counts from this one, not from when it was noticed.
+            self.arm(member, time);
+            self.handle(Event::Tick { member });
         }
     }
 

@@ -6,6 +6,7 @@ mod lifecycle;
 mod model;
 mod reload;
 mod requests;
+mod schedules;
 
 use std::path::Path;
 use std::sync::Arc;

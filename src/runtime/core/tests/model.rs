@@ -52,6 +52,10 @@ services:
   d:
     commands:
       w: { command: w, when_to_run: once }
+  s:
+    depends_on: [a]
+    commands:
+      t: { command: t, when_to_run: { every: 1m } }
 ",
     "
 services:
@@ -97,6 +101,8 @@ struct World {
     /// Readiness checks running, and monitors.
     probing: HashSet<(MemberId, u64)>,
     monitored: HashSet<(MemberId, u64)>,
+    /// Scheduled members whose ticks come.
+    armed: HashSet<MemberId>,
     timers: Vec<(std::time::Instant, MemberId, u64, Timer)>,
     next_pid: i32,
     down: bool,
@@ -176,6 +182,12 @@ impl Model {
                     generation,
                     timer,
                 } => self.world.timers.push((at, member, generation, timer)),
+                Action::Arm { member } => {
+                    self.world.armed.insert(member);
+                }
+                Action::Disarm { member } => {
+                    self.world.armed.remove(&member);
+                }
                 Action::Exit(code) => self.world.exit = Some(code),
                 Action::Sweep { .. } | Action::Say { .. } => {}
             }
@@ -248,7 +260,14 @@ impl Model {
                     });
                 }
             }
-            5 | 6 => self.fire_timer(),
+            5 => self.fire_timer(),
+            6 => {
+                let armed: Vec<MemberId> = self.world.armed.iter().copied().collect();
+                match Self::pick(&armed, a) {
+                    Some(member) => self.handle(Event::Tick { member }),
+                    None => self.fire_timer(),
+                }
+            }
             7 => self.handle(Event::Stop {
                 services: vec![service],
             }),
@@ -320,6 +339,21 @@ impl Model {
                 }
             }
         }
+        // A scheduled member waits armed, and only a waiting or running one is armed.
+        for (id, m) in self.core.members.iter().enumerate() {
+            if m.phase == Phase::Waiting {
+                assert!(self.world.armed.contains(&id), "{} waits unarmed", m.label);
+            }
+        }
+        for &id in &self.world.armed {
+            let m = &self.core.members[id];
+            assert!(
+                m.phase == Phase::Waiting || m.phase.live(),
+                "{} is armed but {:?}",
+                m.label,
+                m.phase
+            );
+        }
         if !self.quiet() {
             return;
         }
@@ -334,11 +368,14 @@ impl Model {
             let deps_dead = deps.iter().any(|&d| health.dead[d]);
             // Waiting for a dependency that is not up (a `once` command still working).
             let waiting = m.phase == Phase::Pending && deps.iter().any(|&d| !health.up[d]);
-            // A `once` command that runs is working, not waiting for orch.
-            let working = matches!(m.phase, Phase::Starting { .. })
-                && m.run
-                    .as_ref()
-                    .is_some_and(|r| r.command().when == crate::model::WhenToRun::Once);
+            // A `once` command (or a scheduled run) that runs is working, not
+            // waiting for orch; a scheduled member waits, armed, for its time.
+            let once = m
+                .run
+                .as_ref()
+                .is_some_and(|r| r.command().when == crate::model::WhenToRun::Once);
+            let working = (matches!(m.phase, Phase::Starting { .. }) && once)
+                || (m.phase == Phase::Waiting && self.world.armed.contains(&id));
             if self.core.wanted(slot.sid) && !deps_dead {
                 assert!(
                     working
