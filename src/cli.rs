@@ -246,6 +246,13 @@ pub struct UpArgs {
         value_delimiter = ','
     )]
     pub profiles: Vec<String>,
+    /// Run the stack in the background (its console in <log_dir>/orch.log) and
+    /// return once every service is up: 0, or 1 naming the one that failed.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Started by `orch up -d`: leave the caller's session first.
+    #[arg(long, hide = true)]
+    pub detached: bool,
 }
 
 /// What `orch import` reads.

@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod detach;
 pub mod diag;
 pub mod export;
 pub mod import;
@@ -247,6 +248,13 @@ fn up(args: cli::UpArgs, top: Option<&Path>) -> Result<u8, Error> {
         message: e.message,
         help: Some(e.help),
     })?;
+    if args.detach {
+        return detach::run(&stack, names, &profiles, args.abort_on_failure);
+    }
+    if args.detached {
+        // Out of the caller's session: no terminal, nothing of its job control.
+        let _ = nix::unistd::setsid();
+    }
     Ok(runtime::up(
         stack,
         runtime::Options {

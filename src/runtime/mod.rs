@@ -209,6 +209,7 @@ pub fn up(stack: Stack, options: Options) -> Result<u8, Error> {
             mark,
             base_env: std::env::vars().collect(),
             tty: has_terminal(),
+            interactive: stdout.is_terminal(),
         });
         Ok::<u8, Error>(supervisor.run(server, calls).await)
     })?;

@@ -108,6 +108,8 @@ pub struct Core {
     started: Instant,
     /// Exit has been asked for.
     exited: bool,
+    /// Every selected service has been up at once (and it was said).
+    all_up: bool,
     /// Source of configuration versions.
     epochs: u64,
 }
@@ -142,6 +144,7 @@ impl Core {
             abort_on_failure,
             started: now,
             exited: false,
+            all_up: false,
             epochs: 0,
         };
         for slot in Slot::all(&core.stack) {

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use super::{Action, Core, MemberId, Phase, StopReason};
+use crate::model::ServiceId;
 
 impl Core {
     pub(super) fn converge(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -22,6 +23,7 @@ impl Core {
                 self.services[sid].up_at = Some(now.duration_since(self.started));
             }
         }
+        self.say_when_all_up(&health, now, out);
         if self.shutdown {
             if !self.members.iter().any(|m| m.phase.live()) {
                 self.finish(&health, out);
@@ -168,6 +170,43 @@ impl Core {
             let signal = run.command().stop_signal;
             self.stop(id, signal, StopReason::Converge, now, out);
         }
+    }
+
+    /// The first time every selected service is up: say how long it took.
+    fn say_when_all_up(&mut self, health: &super::Health, now: Instant, out: &mut Vec<Action>) {
+        if self.all_up || self.shutdown {
+            return;
+        }
+        let selected: Vec<ServiceId> = (0..self.services.len())
+            .filter(|&sid| self.services[sid].selected)
+            .collect();
+        if selected.iter().all(|&sid| health.up[sid]) {
+            self.all_up = true;
+            let n = selected.len();
+            let took = crate::model::HumanDuration(now.duration_since(self.started));
+            let text = match n {
+                1 => format!("the service is up in {took}"),
+                _ => format!("all {n} services up in {took}"),
+            };
+            Self::announce(out, text);
+        }
+    }
+
+    /// While start-up goes on: what each selected service that is not up
+    /// waits on; `None` once every one has been up.
+    pub fn progress(&self) -> Option<String> {
+        if self.all_up || self.shutdown {
+            return None;
+        }
+        let health = self.health();
+        let waiting: Vec<String> = (0..self.services.len())
+            .filter(|&sid| self.services[sid].selected && !health.up[sid])
+            .filter_map(|sid| {
+                let why = self.why_down(sid, &health)?;
+                Some(format!("{} ({why})", self.stack.services[sid].name))
+            })
+            .collect();
+        (!waiting.is_empty()).then(|| format!("starting: {}", waiting.join(", ")))
     }
 
     fn finish(&mut self, health: &super::Health, out: &mut Vec<Action>) {

@@ -36,6 +36,8 @@ use crate::model::Check;
 
 /// How often memory limits are checked, when any command has one.
 const MEMORY_CHECK: Duration = Duration::from_secs(1);
+/// How often start-up progress is looked at, on a terminal.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What [`Supervisor::apply`] has left to do.
 enum Work {
@@ -70,6 +72,8 @@ pub struct Parts {
     pub base_env: Vec<(String, String)>,
     /// orch had a controlling terminal when it started.
     pub tty: bool,
+    /// The console is a terminal: start-up progress is shown on it.
+    pub interactive: bool,
 }
 
 pub struct Supervisor {
@@ -89,6 +93,7 @@ pub struct Supervisor {
     mark: (String, String),
     base_env: Vec<(String, String)>,
     tty: bool,
+    interactive: bool,
     state_dirty: bool,
     exit: Option<u8>,
     reloads: control::Reloads,
@@ -112,6 +117,7 @@ impl Supervisor {
             mark,
             base_env,
             tty,
+            interactive,
         } = parts;
         Supervisor {
             core,
@@ -130,6 +136,7 @@ impl Supervisor {
             mark,
             base_env,
             tty,
+            interactive,
             state_dirty: true,
             exit: None,
             reloads: control::Reloads::default(),
@@ -153,6 +160,9 @@ impl Supervisor {
             .flat_map(|s| &s.commands)
             .any(|c| c.memory_limit.is_some());
         let mut memory = tokio::time::interval(MEMORY_CHECK);
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        let mut starting = self.interactive;
+        let mut said: Option<String> = None;
         let mut stop_requests = 0;
         let first = self.core.start(std::time::Instant::now());
         self.apply(first);
@@ -187,6 +197,14 @@ impl Supervisor {
                 () = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
                 () = sleep_until(next_tick), if next_tick.is_some() => self.fire_ticks(),
                 _ = memory.tick(), if watch_memory => self.check_memory(),
+                _ = progress.tick(), if starting => match self.core.progress() {
+                    Some(text) if said.as_ref() != Some(&text) => {
+                        self.console.say(&text);
+                        said = Some(text);
+                    }
+                    Some(_) => {}
+                    None => starting = false,
+                },
             }
         }
         let code = self.exit.expect("the loop ends on exit");
