@@ -564,6 +564,10 @@ class Pm2(Tool):
         return False  # its SIGTERM path stops members one at a time: SIGKILL + sweep
 
 
+#: Tools that set a floor rather than compete: no ratio column.
+BASELINES = ("orch", "baseline", "command-loop")
+
+
 class Bash(Tool):
     """Baseline: a bash loop forking the members."""
     name = "baseline"
@@ -572,6 +576,28 @@ class Bash(Tool):
     def start(self, d, spec, console):
         script = "for ((i=0;i<%d;i++)); do %s %s & done; wait" % (spec.n, SLEEP, spec.token)
         return Launch(self, d, spec, spawn(["bash", "-c", script], d, self.env(d), console), console)
+
+    def teardown_signal_first(self):
+        return False
+
+
+class CommandLoop(Tool):
+    """Baseline: a bare std::process::Command loop (bench/command_loop.rs)
+    starting the members as orch does, without supervising them."""
+    name = "command-loop"
+    supports = ("start100", "start500")
+
+    def __init__(self):
+        self.bin = str(REPO / "target" / "release" / "examples" / "command-loop")
+
+    def available(self):
+        if os.access(self.bin, os.X_OK):
+            return True, ""
+        return False, "command-loop: no executable at %s (cargo build --release --examples)" % self.bin
+
+    def start(self, d, spec, console):
+        argv = [self.bin, str(spec.n), SLEEP, spec.token]
+        return Launch(self, d, spec, spawn(argv, d, self.env(d), console), console)
 
     def teardown_signal_first(self):
         return False
@@ -1071,7 +1097,7 @@ def fmt(v, digits):
 def report(bench, tools, versions):
     res = bench.results
     names = [t.name for t in tools]
-    peers = [n for n in names if n not in ("orch", "baseline")]
+    peers = [n for n in names if n not in BASELINES]
     if not any(res[k].get("orch") for k in res):
         peers = []  # nothing to divide by: no ratio columns
     head = ["workload", "unit"] + names + ["%s/orch" % p for p in peers]
@@ -1137,8 +1163,9 @@ def cpu_model():
 def main():
     ap = argparse.ArgumentParser(description="Benchmark orch against supervisord and pm2 in one run.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tools", default="orch,supervisord,pm2,baseline",
-                    help="comma list of orch,supervisord,pm2,baseline (default: all; missing ones are skipped)")
+    ap.add_argument("--tools", default="orch,supervisord,pm2,baseline,command-loop",
+                    help="comma list of orch,supervisord,pm2,baseline,command-loop "
+                         "(default: all; missing ones are skipped)")
     ap.add_argument("--workloads", default="start,stop,idle,dag,restart,throughput,sigkill",
                     help="comma list of start,stop,idle,dag,restart,throughput,sigkill (default: all)")
     ap.add_argument("--quick", action="store_true",
@@ -1169,9 +1196,10 @@ def main():
     Pm2.stop_mode = a.pm2_stop
 
     if a.build:
-        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
+        subprocess.run(["cargo", "build", "--release", "--bins", "--examples"], cwd=REPO, check=True)
 
-    known = {"orch": Orch, "supervisord": Supervisord, "pm2": Pm2, "baseline": Bash}
+    known = {"orch": Orch, "supervisord": Supervisord, "pm2": Pm2, "baseline": Bash,
+             "command-loop": CommandLoop}
     tools, versions, skipped = [], {}, []
     for name in [t.strip() for t in a.tools.split(",") if t.strip()]:
         if name not in known:
@@ -1182,7 +1210,7 @@ def main():
             skipped.append(why)
             continue
         tools.append(t)
-        if name != "baseline":
+        if name not in BASELINES[1:]:
             versions[name] = t.version()
     for s in skipped:
         print("skipped: " + s, file=sys.stderr)
