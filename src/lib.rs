@@ -7,7 +7,17 @@
 //! then validated into an immutable [`model::Stack`] with its dependency
 //! graph ([`model::dag`]), every problem collected with its place in the
 //! file ([`diag`]). Reports ([`output`]) render the model for people and
-//! tools.
+//! tools, and [`export`] compiles it for other engines.
+//!
+//! `orch up` hands the model to [`runtime`]: a pure core
+//! ([`runtime::core`]) owns every member's state and decides, on each
+//! event, what to do to bring what runs to what is wanted; one supervisor
+//! thread carries its decisions out, while members' output is drained by a
+//! log thread and the console has a thread of its own, so nothing waits on
+//! output. The running stack is steered through a control socket
+//! ([`control`]), found by the stack file's path ([`paths`]). This file maps
+//! every error to its exit code: 0 success, 1 failure, 2 usage error or
+//! invalid stack file.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
