@@ -4,7 +4,7 @@
 //! PATH, users, ports, another orch of the same stack, members left over by
 //! a crashed one), then hands over to the supervisor: a pure core
 //! ([`core`]) that owns every member's state and decides, and a supervisor
-//! ([`supervisor`]) that carries out its decisions on one thread. Members'
+//! (`supervisor`) that carries out its decisions on one thread. Members'
 //! output is drained by a thread of its own ([`logs`]) and the console is
 //! written by another ([`console`]), so neither can hold supervision up.
 
