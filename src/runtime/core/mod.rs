@@ -7,7 +7,7 @@
 //! The core is level-triggered: requests and reloads change only what is
 //! *wanted* (per service: selected or not, held by `orch stop` or not, the
 //! version of its configuration), and after every event one pass
-//! ([`Core::converge`], in `order.rs`) compares that with what runs and
+//! (`Core::converge`, in `order.rs`) compares that with what runs and
 //! acts on the difference: stop what must go (dependents first), start
 //! what may (dependencies first). So a request that comes while others are
 //! in flight is never lost: the last one asked is where things end.
