@@ -136,32 +136,24 @@ impl Console {
         let mut line = self.own_prefix();
         line.extend_from_slice(text.as_bytes());
         line.push(b'\n');
-        let len = line.len();
-        if !reserve(&self.queue.orch_bytes, len, ORCH_QUEUE) {
-            self.queue
-                .dropped_orch_lines
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if self.tx.send(Chunk::Own(line)).is_err() {
-            self.queue.orch_bytes.fetch_sub(len, Ordering::Relaxed);
-        }
+        self.send_own(Chunk::Own, line);
     }
 
     /// A report for stderr, such as a diagnostic, written as it is.
     pub fn error(&self, text: &str) {
-        let len = text.len();
+        self.send_own(Chunk::Error, text.as_bytes().to_vec());
+    }
+
+    /// Queue one of orch's own texts, within their room.
+    fn send_own(&self, chunk: fn(Vec<u8>) -> Chunk, bytes: Vec<u8>) {
+        let len = bytes.len();
         if !reserve(&self.queue.orch_bytes, len, ORCH_QUEUE) {
             self.queue
                 .dropped_orch_lines
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if self
-            .tx
-            .send(Chunk::Error(text.as_bytes().to_vec()))
-            .is_err()
-        {
+        if self.tx.send(chunk(bytes)).is_err() {
             self.queue.orch_bytes.fetch_sub(len, Ordering::Relaxed);
         }
     }

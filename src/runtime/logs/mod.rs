@@ -31,16 +31,21 @@ pub struct Watch {
     pub generation: u64,
 }
 
+/// A new process's output, for the log thread.
+pub struct Attach {
+    pub member: MemberId,
+    /// The member's log file.
+    pub path: PathBuf,
+    /// What its lines show behind on the console.
+    pub prefix: Arc<[u8]>,
+    /// Read ends of its stdout and stderr.
+    pub pipes: (OwnedFd, OwnedFd),
+    pub watch: Option<Watch>,
+}
+
 enum Command {
     /// Drain a process's output into the member's log file.
-    Attach {
-        member: MemberId,
-        path: PathBuf,
-        prefix: Arc<[u8]>,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-        watch: Option<Watch>,
-    },
+    Attach(Attach),
     /// One of orch's own lines about the member, for its log file.
     Note {
         member: MemberId,
@@ -76,23 +81,9 @@ impl Logs {
         Ok(Logs { tx, thread })
     }
 
-    /// Drain a new process of `member` into its log file at `path`.
-    pub fn attach(
-        &self,
-        member: MemberId,
-        path: PathBuf,
-        prefix: Arc<[u8]>,
-        (stdout, stderr): (OwnedFd, OwnedFd),
-        watch: Option<Watch>,
-    ) {
-        let _ = self.tx.send(Command::Attach {
-            member,
-            path,
-            prefix,
-            stdout,
-            stderr,
-            watch,
-        });
+    /// Drain a new process's output into its member's log file.
+    pub fn attach(&self, attach: Attach) {
+        let _ = self.tx.send(Command::Attach(attach));
     }
 
     /// Write one of orch's own lines into the member's log file.
@@ -168,18 +159,11 @@ async fn serve(
     let mut pumps = tokio::task::JoinSet::new();
     while let Some(command) = rx.recv().await {
         match command {
-            Command::Attach {
-                member,
-                path,
-                prefix,
-                stdout,
-                stderr,
-                watch,
-            } => {
-                let file = shared.file(member, &path);
+            Command::Attach(attach) => {
+                let file = shared.file(attach.member, &attach.path);
                 let shared = Rc::clone(&shared);
                 pumps.spawn_local(async move {
-                    pump(member, (stdout, stderr), &file, &prefix, watch, &shared).await;
+                    pump(attach, &file, &shared).await;
                 });
                 // Forget pumps that are done, so a flapping member costs nothing.
                 while pumps.try_join_next().is_some() {}
@@ -209,14 +193,14 @@ const READ: usize = 256 * 1024;
 
 /// Copy a process's stdout and stderr into its member's log and the console
 /// until both are closed.
-async fn pump(
-    member: MemberId,
-    (stdout, stderr): (OwnedFd, OwnedFd),
-    file: &RefCell<LogFile>,
-    prefix: &Arc<[u8]>,
-    mut watch: Option<Watch>,
-    shared: &Shared,
-) {
+async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
+    let Attach {
+        member,
+        prefix,
+        pipes: (stdout, stderr),
+        mut watch,
+        ..
+    } = attach;
     let (Ok(out), Ok(err)) = (
         pipe::Receiver::from_owned_fd(stdout),
         pipe::Receiver::from_owned_fd(stderr),
@@ -253,7 +237,7 @@ async fn pump(
             };
             if !ready.is_empty() {
                 shared.write(member, file, ready);
-                shared.console.lines(prefix, ready);
+                shared.console.lines(&prefix, ready);
                 if let Some(w) = &watch {
                     // `ready` ends with a newline: the lines are what comes before each.
                     if ready[..ready.len() - 1]

@@ -25,7 +25,7 @@ use super::console::Console;
 use super::core::{Action, Core, Event, MemberId, Timer};
 use super::guard::{self, Guardian};
 use super::leftovers::{Process, RunState, StateFile};
-use super::logs::{Logs, Watch};
+use super::logs::{Attach, Logs, Watch};
 use super::preflight::Identities;
 use super::probe::{self, Context};
 use super::procfs;
@@ -43,15 +43,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 enum Work {
     Act(Action),
     Attach(Attach),
-}
-
-/// A new process's output, for the log thread.
-struct Attach {
-    member: MemberId,
-    path: std::path::PathBuf,
-    prefix: Arc<[u8]>,
-    pipes: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
-    watch: Option<Watch>,
 }
 
 /// A timer: when, a sequence number to keep equal deadlines in order, and its event.
@@ -261,16 +252,7 @@ impl Supervisor {
                     work.extend(more.into_iter().rev().map(Work::Act));
                 }
                 Work::Act(action) => self.act(action),
-                Work::Attach(attach) => {
-                    let Attach {
-                        member,
-                        path,
-                        prefix,
-                        pipes,
-                        watch,
-                    } = attach;
-                    self.logs.attach(member, path, prefix, pipes, watch);
-                }
+                Work::Attach(attach) => self.logs.attach(attach),
             }
         }
     }
@@ -384,22 +366,20 @@ impl Supervisor {
     /// Start a member's process; the event that says how it went, and its
     /// pipes for the log thread.
     fn spawn(&mut self, member: MemberId, generation: u64) -> (Event, Option<Attach>) {
+        let failed = |error: String| {
+            let event = Event::SpawnFailed {
+                member,
+                generation,
+                error,
+            };
+            (event, None)
+        };
         let env = self.env(member);
         let (stack, slot, instance) = self.core.launch_spec(member);
         let identity = match self.identities.get(&(slot.sid, slot.cid)) {
             None => None,
             Some(Ok(identity)) => Some(identity),
-            Some(Err(why)) => {
-                let error = why.clone();
-                return (
-                    Event::SpawnFailed {
-                        member,
-                        generation,
-                        error,
-                    },
-                    None,
-                );
-            }
+            Some(Err(why)) => return failed(why.clone()),
         };
         let spec = SpawnSpec {
             program: &instance.program,
@@ -409,17 +389,7 @@ impl Supervisor {
         };
         let spawned = match self.reaper.spawn_member(&spec, member, generation) {
             Ok(spawned) => spawned,
-            Err(e) => {
-                let error = e.to_string();
-                return (
-                    Event::SpawnFailed {
-                        member,
-                        generation,
-                        error,
-                    },
-                    None,
-                );
-            }
+            Err(e) => return failed(e.to_string()),
         };
         let label = &self.core.members[member].label;
         let watch = match &instance.ready.check {
