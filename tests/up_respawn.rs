@@ -116,6 +116,12 @@ services:
     orch.wait_line("grp.w.0: started");
     orch.wait_line("grp.w.1: started");
     let (first, victim) = (orch.pid_of("grp.w.0"), orch.pid_of("grp.w.1"));
+    // Started is not yet run: wait for each member's first line.
+    orch.wait_for("each member's first run", || {
+        let mut runs = stack.lines("runs");
+        runs.sort();
+        (runs == ["0", "1"]).then_some(())
+    });
     kill(victim, Signal::SIGKILL).expect("kill a member");
     orch.wait_line("grp.w.1: killed by SIGKILL; restarting in 0s");
     orch.wait_for("grp.w.1 to start again", || {

@@ -90,6 +90,8 @@ impl RunState {
 #[derive(Default)]
 struct Pending {
     state: Option<RunState>,
+    /// orch is done: remove the file once the last state is written, and say so here.
+    remove: Option<tokio::sync::oneshot::Sender<()>>,
     /// A blocking task is writing.
     busy: bool,
     /// The last write failed (so the next failure is not said again).
@@ -117,12 +119,35 @@ impl StateFile {
 
     /// Have `state` written; call from inside the runtime.
     pub fn save(&self, state: RunState) {
-        let mut pending = self
-            .pending
+        self.pending
             .lock()
-            .expect("the writer never panics holding it");
-        pending.state = Some(state);
-        if std::mem::replace(&mut pending.busy, true) {
+            .expect("the writer never panics holding it")
+            .state = Some(state);
+        self.wake();
+    }
+
+    /// orch is done: once the last state is written, remove the file; wait
+    /// for that at most `limit`.
+    pub async fn remove(self, limit: Duration) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .expect("the writer never panics holding it")
+            .remove = Some(tx);
+        self.wake();
+        let _ = tokio::time::timeout(limit, rx).await;
+    }
+
+    /// Start the writer unless it runs already.
+    fn wake(&self) {
+        if std::mem::replace(
+            &mut self
+                .pending
+                .lock()
+                .expect("the writer never panics holding it")
+                .busy,
+            true,
+        ) {
             return;
         }
         let (shared, path, complain) = (
@@ -130,16 +155,22 @@ impl StateFile {
             self.path.clone(),
             Arc::clone(&self.complain),
         );
-        tokio::task::spawn_blocking(move || loop {
-            let Some(state) = ({
-                let mut pending = shared.lock().expect("the writer never panics holding it");
-                let next = pending.state.take();
-                pending.busy = next.is_some();
-                next
-            }) else {
-                return;
-            };
-            let result = state.write(&path);
+        tokio::task::spawn_blocking(move || write_until_done(&shared, &path, &*complain));
+    }
+}
+
+/// The writer: the latest state, as long as there is one, then the removal
+/// if it was asked for.
+fn write_until_done(
+    shared: &Mutex<Pending>,
+    path: &Path,
+    complain: &(dyn Fn(String) + Send + Sync),
+) {
+    loop {
+        let mut pending = shared.lock().expect("the writer never panics holding it");
+        if let Some(state) = pending.state.take() {
+            drop(pending);
+            let result = state.write(path);
             let mut pending = shared.lock().expect("the writer never panics holding it");
             match result {
                 Ok(()) => pending.failing = false,
@@ -151,26 +182,13 @@ impl StateFile {
                 }
                 Err(_) => {}
             }
-        });
-    }
-
-    /// orch is done: wait (at most `limit`) for the last write, then remove the file.
-    pub async fn remove(self, limit: Duration) {
-        let path = self.path.clone();
-        let pending = Arc::clone(&self.pending);
-        let removed = tokio::task::spawn_blocking(move || {
-            loop {
-                let busy = pending
-                    .lock()
-                    .expect("the writer never panics holding it")
-                    .busy;
-                if !busy {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            continue;
+        }
+        if let Some(done) = pending.remove.take() {
             let _ = fs::remove_file(path);
-        });
-        let _ = tokio::time::timeout(limit, removed).await;
+            let _ = done.send(());
+        }
+        pending.busy = false;
+        return;
     }
 }

@@ -245,21 +245,22 @@ impl Supervisor {
         let mut work: Vec<Work> = actions.into_iter().rev().map(Work::Act).collect();
         while let Some(next) = work.pop() {
             match next {
-                Work::Act(Action::Spawn { member, generation }) => {
-                    let (event, attach) = self.spawn(member, generation);
-                    work.extend(attach.map(Work::Attach));
-                    let more = self.core.handle(event, std::time::Instant::now());
-                    work.extend(more.into_iter().rev().map(Work::Act));
-                }
-                Work::Act(action) => self.act(action),
+                Work::Act(action) => self.act(action, &mut work),
                 Work::Attach(attach) => self.logs.attach(attach),
             }
         }
     }
 
-    fn act(&mut self, action: Action) {
+    /// Carry out one action; what it leads to goes on `work` (a stack: the
+    /// last pushed is done first).
+    fn act(&mut self, action: Action, work: &mut Vec<Work>) {
         match action {
-            Action::Spawn { .. } => unreachable!("starts are carried out by apply"),
+            Action::Spawn { member, generation } => {
+                let (event, attach) = self.spawn(member, generation);
+                work.extend(attach.map(Work::Attach));
+                let more = self.core.handle(event, std::time::Instant::now());
+                work.extend(more.into_iter().rev().map(Work::Act));
+            }
             Action::Signal {
                 member: _,
                 pid,
