@@ -11,7 +11,7 @@ pub mod view;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -190,6 +190,12 @@ async fn serve(
 
 /// The bytes of one read.
 const READ: usize = 256 * 1024;
+/// A read this long found the pipe full (its default capacity)...
+const FULL_PIPE: usize = 64 * 1024;
+/// ...so the pipe is grown to this, once: a chatty member then wakes orch
+/// far less often. Quiet members keep the default, so many of them do not
+/// use up the per-user pipe quota (`fs.pipe-user-pages-soft`).
+const CHATTY_PIPE: nix::libc::c_int = 1 << 20;
 
 /// Copy a process's stdout and stderr into its member's log and the console
 /// until both are closed.
@@ -208,16 +214,19 @@ async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
         shared.console.say("cannot read a member's output");
         return;
     };
-    let mut streams = [(out, Lines::default(), true), (err, Lines::default(), true)];
+    let mut streams = [
+        (out, Lines::default(), true, false),
+        (err, Lines::default(), true, false),
+    ];
     let mut buf = vec![0u8; READ];
     let mut scratch = Vec::new();
     while streams.iter().any(|s| s.2) {
-        let [(out, _, out_open), (err, _, err_open)] = &streams;
+        let [(out, _, out_open, _), (err, _, err_open, _)] = &streams;
         let which = tokio::select! {
             _ = out.readable(), if *out_open => 0,
             _ = err.readable(), if *err_open => 1,
         };
-        let (pipe, lines, open) = &mut streams[which];
+        let (pipe, lines, open, grown) = &mut streams[which];
         // A bounded number of reads, so one busy member cannot starve the others.
         for _ in 0..16 {
             let ready = match pipe.try_read(&mut buf) {
@@ -233,7 +242,17 @@ async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
                         None => break,
                     }
                 }
-                Ok(n) => lines.feed(&buf[..n], &mut scratch),
+                Ok(n) => {
+                    if n >= FULL_PIPE && !*grown {
+                        *grown = true;
+                        // Refused past the system's limit: the pipe stays as it is.
+                        let _ = nix::fcntl::fcntl(
+                            pipe.as_raw_fd(),
+                            nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHATTY_PIPE),
+                        );
+                    }
+                    lines.feed(&buf[..n], &mut scratch)
+                }
             };
             if !ready.is_empty() {
                 shared.write(member, file, ready);
