@@ -17,7 +17,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const POLL: Duration = Duration::from_millis(20);
 /// The environment variable that marks every process of one test.
 pub const MARK: &str = "ORCH_TEST_MARK";
+/// How long `orch status` may take to answer, however busy the stack is.
+pub const ANSWER: Duration = Duration::from_secs(1);
 
 /// Poll `probe` until it gives a value; `None` once `limit` has passed.
 pub fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
@@ -143,6 +145,66 @@ impl Stack {
         Orch::spawn(command, &self.marker, false)
     }
 
+    /// Start `orch up stack.yaml` with a console that nobody reads: its
+    /// stdout is a pipe held open but not read until [`Orch::read_console`]
+    /// (then only orch's own lines are kept, as with [`Stack::up_quiet`]).
+    pub fn up_unread(&self) -> Orch {
+        let mut command = self.command();
+        command.arg("up").arg("stack.yaml");
+        let (open, gate) = mpsc::channel();
+        let mut orch = Orch::start(command, &self.marker, false, Some(gate));
+        orch.gate = Some(open);
+        orch
+    }
+
+    /// Run `orch ARGS...` in the stack's folder with its environment; its
+    /// output, or `None` (and it is killed) when it has not ended within `limit`.
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Option<std::process::Output> {
+        let child = self
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start orch");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(output) => Some(output.expect("wait for orch")),
+            Err(_) => {
+                // Not reaped yet (the waiting thread has not returned): the pid is still its.
+                let _ = kill(pid, Signal::SIGKILL);
+                None
+            }
+        }
+    }
+
+    /// `orch status --json`, parsed; it must answer within [`ANSWER`].
+    pub fn status(&self) -> serde_json::Value {
+        self.status_within(ANSWER)
+    }
+
+    /// `orch status --json`, parsed; it must answer within `limit`.
+    pub fn status_within(&self, limit: Duration) -> serde_json::Value {
+        let out = self
+            .run_within(&["status", "--json"], limit)
+            .unwrap_or_else(|| panic!("`orch status` did not answer within {limit:?}"));
+        assert!(
+            out.status.success(),
+            "`orch status` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`orch status --json` printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
     /// Processes of this stack still alive (zombies do not count).
     pub fn processes(&self) -> Vec<Pid> {
         marked_processes(&self.marker)
@@ -169,12 +231,25 @@ pub struct Orch {
     dropped: Arc<AtomicUsize>,
     readers: Vec<JoinHandle<()>>,
     exit: Option<std::process::ExitStatus>,
+    /// Held while stdout is not read (see [`Stack::up_unread`]).
+    gate: Option<mpsc::Sender<()>>,
 }
 
 impl Orch {
     /// Start `command`, draining its stdout and stderr; with `members` false,
     /// only orch's own console lines are kept.
-    pub fn spawn(mut command: Command, marker: &str, members: bool) -> Orch {
+    pub fn spawn(command: Command, marker: &str, members: bool) -> Orch {
+        Orch::start(command, marker, members, None)
+    }
+
+    /// Like [`Orch::spawn`]; with a `gate`, stdout is not read until it opens
+    /// (a message, or its sender dropped).
+    fn start(
+        mut command: Command,
+        marker: &str,
+        members: bool,
+        gate: Option<mpsc::Receiver<()>>,
+    ) -> Orch {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -190,6 +265,9 @@ impl Orch {
         let text = Arc::clone(&stderr);
         let readers = vec![
             std::thread::spawn(move || {
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
                 let mut out = BufReader::with_capacity(1 << 20, out);
                 let mut line = Vec::new();
                 loop {
@@ -233,7 +311,13 @@ impl Orch {
             dropped,
             readers,
             exit: None,
+            gate: None,
         }
+    }
+
+    /// Start reading a console that was not read (see [`Stack::up_unread`]).
+    pub fn read_console(&mut self) {
+        self.gate = None;
     }
 
     /// How many members' lines were read but not kept (see [`Stack::up_quiet`]).
@@ -358,6 +442,7 @@ impl Orch {
                 self.console()
             );
         }
+        self.read_console();
         // Whatever orch started has its own pipes: its output ends with it.
         if poll(DEADLINE, || {
             self.readers
@@ -417,6 +502,23 @@ impl Drop for Orch {
         }
         kill_marked(&self.marker);
     }
+}
+
+/// The members of `service` in a status report.
+pub fn members<'a>(report: &'a serde_json::Value, service: &str) -> &'a [serde_json::Value] {
+    report["services"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == service))
+        .and_then(|s| s["members"].as_array())
+        .unwrap_or_else(|| panic!("no service `{service}` with members in {report:#}"))
+}
+
+/// How many times the members of `service` were restarted, in all.
+pub fn restarts(report: &serde_json::Value, service: &str) -> u64 {
+    members(report, service)
+        .iter()
+        .map(|m| m["restarts"].as_u64().expect("`restarts` is a number"))
+        .sum()
 }
 
 /// Whether a console line is one of orch's own (`orch | ...`).
