@@ -86,8 +86,6 @@ services:
 /// Members that exit at once, restarted without delay: the control socket
 /// still answers within a second.
 #[test]
-#[ignore = "fails for now: the supervisor handles up to 128 events per poll of its task, \
-            each with its restarts, and tokio polls the control socket only between polls"]
 fn status_answers_within_a_second_while_ten_members_flap() {
     let stack = Stack::new(
         r"

@@ -197,6 +197,9 @@ impl Supervisor {
                     None => starting = false,
                 },
             }
+            // Give the other tasks of this thread (control connections,
+            // checks) their turn, however busy the events keep this loop.
+            tokio::task::yield_now().await;
         }
         let code = self.exit.expect("the loop ends on exit");
         self.close(server, calls).await;
