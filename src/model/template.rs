@@ -2,9 +2,10 @@
 //!
 //! `${port}` is the command's own port, `${NAME.port}` / `${NAME.ports}` the
 //! port(s) of another command of the same service, `${NAME}` a locator or a
-//! variable, `${NAME:-default}` the same with a fallback, and `$$` a literal
-//! `$`. A `$` not followed by `{` or `$` is kept as it is, so shell commands
-//! can still use `$HOME`.
+//! variable, `${NAME:-default}` the same with a fallback for a name that is
+//! unset or empty, and `$$` a literal `$` (in a default too). A `$` not
+//! followed by `{` or `$` is kept as it is, so shell commands can still use
+//! `$HOME`.
 
 use miette::SourceSpan;
 
@@ -169,6 +170,18 @@ fn check_name(name: &str) -> Result<(), TemplateError> {
     }
 }
 
+/// The value of `${NAME}` or `${NAME:-default}` when NAME's own value is
+/// `found`. As in shells and docker compose, the default stands in for a
+/// value that is missing or empty; a `$$` in it is a `$`.
+pub fn or_default(found: Option<String>, default: Option<&str>) -> Option<String> {
+    match default {
+        None => found,
+        Some(default) => found
+            .filter(|value| !value.is_empty())
+            .or_else(|| Some(default.replace("$$", "$"))),
+    }
+}
+
 /// Expand a template; `resolve` gives the value of each reference.
 pub fn expand<'a>(
     text: &'a str,
@@ -230,6 +243,23 @@ mod tests {
     fn dollars_stay_for_the_shell() {
         let out = expand("echo $HOME $$ $${X} cost: 5$", |_| Ok(String::new())).unwrap();
         assert_eq!(out, "echo $HOME $ ${X} cost: 5$");
+    }
+
+    #[test]
+    fn defaults_stand_in_for_missing_and_empty_values() {
+        let set = || Some("eu".to_owned());
+        assert_eq!(or_default(set(), Some("local")), set());
+        assert_eq!(or_default(None, Some("local")).as_deref(), Some("local"));
+        assert_eq!(
+            or_default(Some(String::new()), Some("local")).as_deref(),
+            Some("local")
+        );
+        assert_eq!(or_default(Some(String::new()), None).as_deref(), Some(""));
+        assert_eq!(or_default(None, None), None);
+        assert_eq!(
+            or_default(None, Some("a$$b $c $$$")).as_deref(),
+            Some("a$b $c $$")
+        );
     }
 
     #[test]

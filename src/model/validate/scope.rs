@@ -80,7 +80,7 @@ impl Scope<'_> {
             .find_map(|l| l.get(name).cloned())
             .or_else(|| self.stack_env.get(name).cloned())
             .or_else(|| (self.lookup)(name));
-        if let Some(value) = found.or_else(|| default.map(str::to_owned)) {
+        if let Some(value) = template::or_default(found, default) {
             return Ok(value);
         }
         if let Some(provider) = self.providers.get(name) {
@@ -126,12 +126,11 @@ impl Validator<'_> {
             let lookup = self.lookup;
             let expanded = template::expand(&value.value, |r| {
                 match r {
-                Ref::Name { name, default } => env
-                    .get(*name)
-                    .cloned()
-                    .or_else(|| lookup(name))
-                    .or_else(|| default.map(str::to_owned))
-                    .ok_or_else(|| {
+                Ref::Name { name, default } => template::or_default(
+                    env.get(*name).cloned().or_else(|| lookup(name)),
+                    *default,
+                )
+                .ok_or_else(|| {
                         TemplateError::new(format!("`${{{name}}}` is not defined"))
                             .help(format!("the stack `env` can use orch's own environment and the entries above it; give a default with `${{{name}:-value}}`"))
                     }),
