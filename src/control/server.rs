@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::protocol::{Envelope, Request, Response, MAX_REQUEST, VERSION};
+use super::protocol::{decode, Request, Response, MAX_REQUEST};
 
 /// A request with the way back to its client.
 pub type Call = (Request, oneshot::Sender<Response>);
@@ -75,14 +75,8 @@ async fn connection(
     reader.read_until(b'\n', &mut line).await?;
     let response = if !allowed {
         Response::error("permission denied: this stack belongs to another user")
-    } else if line.len() > MAX_REQUEST {
-        Response::error(format!("request too large: at most {MAX_REQUEST} bytes"))
     } else {
-        match serde_json::from_slice::<Envelope>(&line) {
-            Ok(envelope) if envelope.version != VERSION => Response::error(format!(
-                "protocol version {} is not spoken here (this orch speaks {VERSION})",
-                envelope.version
-            )),
+        match decode(&line) {
             Ok(envelope) => {
                 let (tx, rx) = oneshot::channel();
                 if calls.send((envelope.request, tx)).await.is_err() {
@@ -92,7 +86,7 @@ async fn connection(
                         .unwrap_or(Response::error("the stack is shutting down"))
                 }
             }
-            Err(e) => Response::error(format!("malformed request: {e}")),
+            Err(e) => Response::error(e.to_string()),
         }
     };
     write.write_all(&reply(&response)).await
