@@ -81,20 +81,7 @@ proptest! {
 
 /// Text for a default: anything but the `}` that would end it.
 fn default_text() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop_oneof![
-            Just("$".to_owned()),
-            Just("$$".to_owned()),
-            Just("${".to_owned()),
-            Just(":-".to_owned()),
-            "[a-zA-Z_0-9 /:.]{0,4}",
-            any::<char>()
-                .prop_filter("a default ends at `}`", |&c| c != '}')
-                .prop_map(String::from),
-        ],
-        0..12,
-    )
-    .prop_map(|parts| parts.concat())
+    template_text().prop_map(|text| text.replace('}', ""))
 }
 
 /// `${NAME}` and `${NAME:-default}` resolved against one variable.
