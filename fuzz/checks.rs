@@ -1,6 +1,6 @@
 //! What each fuzz target checks of one input. Shared by the targets in
-//! fuzz_targets/ and by tests/fuzzed.rs, which runs every input the fuzzers
-//! once broke orch with.
+//! fuzz_targets/ and by tests/fuzzed.rs, which runs the examples and every
+//! input that once broke orch (tests/fuzzed/TARGET/) through the same checks.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -40,11 +40,15 @@ pub fn stack(data: &[u8]) {
             );
             let report = miette::Report::new(invalid);
             let mut out = String::new();
-            miette::GraphicalReportHandler::new()
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
                 .with_links(false)
                 .render_report(&mut out, report.as_ref())
                 .expect("rendering into a String cannot fail");
             let _ = write!(out, "{report}");
+            let steering = out
+                .chars()
+                .find(|&c| c.is_control() && c != '\n' && c != '\t');
+            assert_eq!(steering, None, "nothing from the file steers the terminal");
         }
     }
 }

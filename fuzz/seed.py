@@ -6,7 +6,8 @@
 writes OUT/stack (the stack files of examples/ and the stack texts of the
 tests), OUT/template (every string of the tests and examples that holds a
 template) and OUT/protocol (request lines of the control protocol: one of
-each request, and those the tests send). Each file is named by a hash of its
+each request, and those the tests send), each with the inputs that once
+broke orch (tests/fuzzed/TARGET/). Each file is named by a hash of its
 contents, so running it again changes nothing.
 """
 
@@ -67,11 +68,17 @@ def requests():
     yield '{"version": 1, "request": {"type": "status"}}'
 
 
+def kept(target):
+    """The inputs that once broke `target`, as bytes."""
+    folder = ROOT / "tests" / "fuzzed" / target
+    return [p.read_bytes() for p in sorted(folder.glob("*"))] if folder.is_dir() else []
+
+
 def write(folder, texts):
     folder.mkdir(parents=True, exist_ok=True)
     names = set()
     for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
+        data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
         name = hashlib.sha1(data).hexdigest()
         (folder / name).write_bytes(data)
         names.add(name)
@@ -93,7 +100,7 @@ def main():
     protocol = list(requests()) + [s for s in strings if '"version"' in s]
 
     for name, texts in [("stack", stacks), ("template", templates), ("protocol", protocol)]:
-        n = write(out / name, texts)
+        n = write(out / name, texts + kept(name))
         print(f"{out / name}: {n} seeds")
 
 
