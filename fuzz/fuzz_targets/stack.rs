@@ -1,6 +1,3 @@
 #![no_main]
 
-#[path = "../checks.rs"]
-mod checks;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::stack(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| orch_fuzz::stack(data));

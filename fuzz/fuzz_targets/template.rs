@@ -1,6 +1,3 @@
 #![no_main]
 
-#[path = "../checks.rs"]
-mod checks;
-
-libfuzzer_sys::fuzz_target!(|text: &str| checks::template(text));
+libfuzzer_sys::fuzz_target!(|text: &str| orch_fuzz::template(text));
