@@ -263,7 +263,11 @@ services:
     provides:
       OWN_URL: http://${OWN_URL}
 ";
+    let project = Project::with_stack(text);
+    // `orch up` reads it the same way, and starts nothing.
+    let up = orch(&project, 256, &["up"], 2);
     let stderr = check_fails(text.as_bytes(), 64);
+    assert_eq!(up.stderr, stderr);
     for message in [
         "x stack.yaml: 4 problems",
         "`${A}` is not defined",
