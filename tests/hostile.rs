@@ -215,6 +215,33 @@ fn a_cycle_through_100_000_services() {
 }
 
 #[test]
+fn a_mistake_in_each_of_100_000_services() {
+    // Each unknown dependency and each undefined variable could be compared
+    // with every name of the stack for a "did you mean": only the first are.
+    let mut text = String::from("env:\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("  E{i}: v\n"));
+    }
+    text.push_str("services:\n");
+    for i in 0..100_000 {
+        text.push_str(&format!(
+            "  s{i}:\n    depends_on: [t{i}]\n    commands:\n      c: {{ command: \"${{U{i}}}\" }}\n"
+        ));
+    }
+    let stderr = check_fails(text.as_bytes(), 1024);
+    assert!(
+        stderr.contains("x stack.yaml: 200000 problems (the first 50 are shown)"),
+        "{}",
+        &stderr[..2000]
+    );
+    assert!(
+        stderr.contains("help: did you mean `s0`?"),
+        "{}",
+        &stderr[..2000]
+    );
+}
+
+#[test]
 fn names_with_unicode_and_control_characters() {
     let text = "services:\n  \"a\\e[31mb\\0\":\n    commands:\n      \"\u{2603}\": { command: x }\n  d\u{e9}\u{200b}j\u{e0}:\n    env: { \"X\\u202eY\": 1 }\n    commands:\n      c: { command: \"${\u{e9}t\u{e9}}\" }\n";
     let stderr = check_fails(text.as_bytes(), 64);

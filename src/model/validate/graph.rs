@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use miette::SourceSpan;
 
-use super::{Draft, Validator};
-use crate::diag::{suggest, Problem};
+use super::{suggest, Draft, Validator};
+use crate::diag::Problem;
 use crate::model::ServiceId;
 
 impl Validator<'_> {
@@ -47,12 +47,12 @@ impl Validator<'_> {
                         deps.push(id);
                     }
                     None => {
-                        let help = match suggest(&dep.value, ids.keys().copied()) {
-                            Some(close) => format!("did you mean `{close}`?"),
-                            None => {
-                                "`depends_on` lists services defined under `services:`".to_owned()
-                            }
-                        };
+                        let help =
+                            match suggest(self.suggestions, &dep.value, ids.keys().copied()) {
+                                Some(close) => format!("did you mean `{close}`?"),
+                                None => "`depends_on` lists services defined under `services:`"
+                                    .to_owned(),
+                            };
                         self.problem(
                             Problem::new(
                                 format!("unknown service `{}`", dep.value),

@@ -7,6 +7,7 @@ mod locators;
 mod ports;
 mod scope;
 
+use std::cell::Cell;
 use std::path::Path;
 
 use indexmap::IndexMap;
@@ -21,6 +22,24 @@ pub(super) const MAX_PROCESSES: u32 = 10_000;
 
 pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// "Did you mean" suggestions looked for in one file: each compares a name
+/// with every candidate (thousands, in a large stack), and only the first
+/// problems are shown, so a file with a mistake in every service would
+/// otherwise take hours.
+const SUGGESTIONS: usize = crate::diag::MAX_SHOWN;
+
+/// The closest of `candidates` to `name`, while the file's `budget` of
+/// suggestions lasts.
+pub(super) fn suggest<'c>(
+    budget: &Cell<usize>,
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let left = budget.get().checked_sub(1)?;
+    budget.set(left);
+    crate::diag::suggest(name, candidates)
+}
+
 /// Validate `raw`. `problems` are those found reading it: when there are
 /// some, parts of the stack are missing, so only the checks of names,
 /// dependencies, locator names and ports run; templates wait for a file
@@ -32,10 +51,12 @@ pub(in crate::model) fn validate(
     lookup: Lookup<'_>,
 ) -> Result<Stack, Vec<Problem>> {
     let complete = problems.is_empty();
+    let suggestions = Cell::new(SUGGESTIONS);
     let mut v = Validator {
         problems,
         lookup,
         complete,
+        suggestions: &suggestions,
     };
     let stack = v.stack(file, raw);
     if v.problems.is_empty() {
@@ -55,6 +76,8 @@ pub(super) struct Validator<'a> {
     lookup: Lookup<'a>,
     /// Whether every part of the file was read; templates are checked only then.
     complete: bool,
+    /// Suggestions left to look for.
+    suggestions: &'a Cell<usize>,
 }
 
 /// A service as it is being validated.
@@ -157,6 +180,7 @@ impl Validator<'_> {
                 stack_env: &stack_env,
                 providers: &providers,
                 lookup: self.lookup,
+                suggestions: self.suggestions,
             },
             &ports,
         );
@@ -173,6 +197,7 @@ impl Validator<'_> {
                 stack_env: &stack_env,
                 providers: &providers,
                 lookup: self.lookup,
+                suggestions: self.suggestions,
             };
             let env = self.env_map(&raw.env, &scope);
             let mut commands = Vec::with_capacity(raw.commands.len());

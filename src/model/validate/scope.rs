@@ -1,16 +1,17 @@
 //! What templates can see, and their expansion into text with a problem
 //! for each reference that does not resolve.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
 use super::super::template::{self, Ref, TemplateError};
 use super::super::Program;
-use super::{Lookup, Validator};
+use super::{suggest, Lookup, Validator};
 use crate::config::raw::RawProgram;
 use crate::config::Spanned;
-use crate::diag::{suggest, Problem};
+use crate::diag::Problem;
 
 /// What a service's templates can see.
 pub(super) struct Scope<'a> {
@@ -25,6 +26,7 @@ pub(super) struct Scope<'a> {
     /// Who provides each locator of the stack, to explain a missing dependency.
     pub(super) providers: &'a HashMap<String, &'a str>,
     pub(super) lookup: Lookup<'a>,
+    pub(super) suggestions: &'a Cell<usize>,
 }
 
 impl Scope<'_> {
@@ -59,7 +61,11 @@ impl Scope<'_> {
                 "service `{}` has no command `{name}`",
                 self.service
             ));
-            if let Some(close) = suggest(name, self.ports.keys().map(String::as_str)) {
+            if let Some(close) = suggest(
+                self.suggestions,
+                name,
+                self.ports.keys().map(String::as_str),
+            ) {
                 e = e.help(format!("did you mean `{close}`?"));
             } else {
                 e = e.help("`${NAME.port}` names a command of the same service; other services export what they offer with `provides`");
@@ -105,7 +111,7 @@ impl Scope<'_> {
             .flat_map(|l| l.keys())
             .chain(self.stack_env.keys())
             .map(String::as_str);
-        let help = match suggest(name, known) {
+        let help = match suggest(self.suggestions, name, known) {
             Some(close) => format!("did you mean `${{{close}}}`?"),
             None => format!(
                 "set it in the stack's `env`, give a default with `${{{name}:-value}}`, or write `$${{{name}}}` to leave it to the shell"
