@@ -296,10 +296,9 @@ services:
     let stderr = check_fails(text.as_bytes(), 64);
     assert_eq!(up.stderr, stderr);
     for message in [
-        "x stack.yaml: 4 problems",
+        "x stack.yaml: 3 problems",
         "`${A}` is not defined",
         "`${C}` is not defined",
-        "`${B}` is not defined",
         "`OWN_URL` is used before `provides` defines it",
     ] {
         assert!(stderr.contains(message), "{message} in {stderr}");
@@ -310,6 +309,43 @@ services:
     );
     let out = orch(&project, 64, &["env", "a", "--all"], 0);
     assert_eq!(out.stdout, "D=${D}\n");
+}
+
+#[test]
+fn template_bombs() {
+    // Each value twice the one before: 2^64 bytes at the end.
+    let mut env = String::from("env:\n  A0: xxxxxxxx\n");
+    let mut provides = String::from("    provides:\n      L0: xxxxxxxx\n");
+    for i in 1..64 {
+        env.push_str(&format!("  A{i}: ${{A{}}}${{A{}}}\n", i - 1, i - 1));
+        provides.push_str(&format!("      L{i}: ${{L{}}}${{L{}}}\n", i - 1, i - 1));
+    }
+    for text in [
+        format!("{env}services:\n  a:\n    commands:\n      c: {{ command: x }}\n"),
+        format!("services:\n  a:\n    commands:\n      c: {{ command: x }}\n{provides}"),
+    ] {
+        let stderr = check_fails(text.as_bytes(), 256);
+        // The 16th value is the first past 128 KiB; what stands in for it
+        // (its text) grows past it again every 14 values.
+        assert!(stderr.contains("x stack.yaml: 4 problems\n"), "{stderr}");
+        assert!(
+            stderr.contains("14}` makes this value longer than 128 KiB"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("no process can receive an argument or a variable this long"),
+            "{stderr}"
+        );
+    }
+
+    // 10,000 processes, each given the ports of all of them: 600 MB.
+    let text = "port_range: 10000-60000\nservices:\n  a:\n    commands:\n      c: { command: \"x ${c.ports}\", port: auto, number_of_processes: 10000 }\n";
+    let stderr = check_fails(text.as_bytes(), 256);
+    assert!(
+        stderr.contains("the templates of this file expand to more than 64 MiB"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("x stack.yaml: 1 problem\n"), "{stderr}");
 }
 
 #[test]

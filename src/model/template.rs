@@ -182,7 +182,14 @@ pub fn or_default(found: Option<String>, default: Option<&str>) -> Option<String
     }
 }
 
-/// Expand a template; `resolve` gives the value of each reference.
+/// Most bytes the references of one template may add to its text. No
+/// process can receive a longer argument or environment variable (the
+/// kernel's limit is 128 KiB), and without a bound a few dozen values that
+/// each repeat the one before twice would need terabytes.
+pub const MAX_GROWTH: usize = 128 * 1024;
+
+/// Expand a template; `resolve` gives the value of each reference. The
+/// references may add at most [`MAX_GROWTH`] bytes to the text.
 pub fn expand<'a>(
     text: &'a str,
     mut resolve: impl FnMut(&Ref<'a>) -> Result<String, TemplateError>,
@@ -192,6 +199,18 @@ pub fn expand<'a>(
         match piece {
             Piece::Text(t) => out.push_str(t),
             Piece::Ref { reference, at, len } => match resolve(&reference) {
+                Ok(value) if out.len() + value.len() > text.len() + MAX_GROWTH => {
+                    return Err(TemplateError {
+                        at,
+                        len,
+                        message: format!(
+                            "`{}` makes this value longer than {} KiB",
+                            &text[at..at + len],
+                            MAX_GROWTH / 1024
+                        ),
+                        help: Some("no process can receive an argument or a variable this long; check for values that repeat each other".into()),
+                    });
+                }
                 Ok(value) => out.push_str(&value),
                 Err(mut e) => {
                     e.at = at;
@@ -259,6 +278,19 @@ mod tests {
         assert_eq!(
             or_default(None, Some("a$$b $c $$$")).as_deref(),
             Some("a$b $c $$")
+        );
+    }
+
+    #[test]
+    fn references_add_at_most_128_kib() {
+        let big = "x".repeat(MAX_GROWTH / 2);
+        let text = "${A}${A}${A}";
+        let e = expand(text, |_| Ok(big.clone())).unwrap_err();
+        assert_eq!((e.at, e.len), (8, 4));
+        assert_eq!(e.message, "`${A}` makes this value longer than 128 KiB");
+        assert_eq!(
+            expand("${A}${A}", |_| Ok(big.clone())).unwrap().len(),
+            MAX_GROWTH
         );
     }
 

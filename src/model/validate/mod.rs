@@ -28,6 +28,11 @@ pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// otherwise take hours.
 const SUGGESTIONS: usize = crate::diag::MAX_SHOWN;
 
+/// Most bytes all the templates of one file may expand to: a command of
+/// 10,000 processes, each with a value that repeats others, would otherwise
+/// take gigabytes from a file of a few lines.
+pub(super) const MAX_EXPANDED: usize = 64 << 20;
+
 /// The closest of `candidates` to `name`, while the file's `budget` of
 /// suggestions lasts.
 pub(super) fn suggest<'c>(
@@ -57,6 +62,7 @@ pub(in crate::model) fn validate(
         lookup,
         complete,
         suggestions: &suggestions,
+        expanded: 0,
     };
     let stack = v.stack(file, raw);
     if v.problems.is_empty() {
@@ -78,6 +84,8 @@ pub(super) struct Validator<'a> {
     complete: bool,
     /// Suggestions left to look for.
     suggestions: &'a Cell<usize>,
+    /// Bytes the templates expanded to so far.
+    expanded: usize,
 }
 
 /// A service as it is being validated.

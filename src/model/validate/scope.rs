@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use super::super::template::{self, Ref, TemplateError};
 use super::super::Program;
-use super::{suggest, Lookup, Validator};
+use super::{suggest, Lookup, Validator, MAX_EXPANDED};
 use crate::config::raw::RawProgram;
 use crate::config::Spanned;
 use crate::diag::Problem;
@@ -144,12 +144,19 @@ impl Validator<'_> {
                     .help("move this entry to the `env` of a service or command")),
             }
             });
-            match expanded {
-                Ok(text) => {
-                    env.insert(key.value.clone(), text);
+            // One that cannot be expanded is reported once, here; the
+            // entries below that use it see its text.
+            let text = match expanded {
+                Ok(text) => self.count(text, value),
+                Err(e) => {
+                    self.template_problem(&e, value);
+                    None
                 }
-                Err(e) => self.template_problem(&e, value),
-            }
+            };
+            env.insert(
+                key.value.clone(),
+                text.unwrap_or_else(|| value.value.clone()),
+            );
         }
         env
     }
@@ -170,13 +177,37 @@ impl Validator<'_> {
     }
 
     pub(super) fn expand(&mut self, value: &Spanned<String>, scope: &Scope<'_>) -> Option<String> {
+        if self.expanded > MAX_EXPANDED {
+            return None;
+        }
         match template::expand(&value.value, |r| scope.resolve(r)) {
-            Ok(text) => Some(text),
+            Ok(text) => self.count(text, value),
             Err(e) => {
                 self.template_problem(&e, value);
                 None
             }
         }
+    }
+
+    /// Count `text`, expanded from `value`, against [`MAX_EXPANDED`]: past
+    /// it, a problem (once) and no text.
+    fn count(&mut self, text: String, value: &Spanned<String>) -> Option<String> {
+        let before = self.expanded;
+        self.expanded += text.len();
+        if self.expanded <= MAX_EXPANDED {
+            return Some(text);
+        }
+        if before <= MAX_EXPANDED {
+            self.problem(
+                Problem::new(
+                    format!("the templates of this file expand to more than {} MiB", MAX_EXPANDED >> 20),
+                    value.span,
+                    "the limit is reached here",
+                )
+                .help("a stack file needs far less; check for values that repeat each other, in commands with many processes"),
+            );
+        }
+        None
     }
 
     pub(super) fn template_problem<T>(&mut self, e: &TemplateError, within: &Spanned<T>) {
