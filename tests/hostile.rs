@@ -338,6 +338,21 @@ fn template_bombs() {
         );
     }
 
+    // A million members from a few kilobytes.
+    let mut text = String::from("services:\n  a:\n    commands:\n");
+    for i in 0..100 {
+        text.push_str(&format!(
+            "      c{i}: {{ command: x, number_of_processes: 10000 }}\n"
+        ));
+    }
+    let stderr = check_fails(text.as_bytes(), 256);
+    assert!(
+        stderr.contains("the stack has more than 100000 members (processes)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reached with `a.c10`"), "{stderr}");
+    assert!(stderr.contains(",-[stack.yaml:14:"), "{stderr}");
+
     // 10,000 processes, each given the ports of all of them: 600 MB.
     let text = "port_range: 10000-60000\nservices:\n  a:\n    commands:\n      c: { command: \"x ${c.ports}\", port: auto, number_of_processes: 10000 }\n";
     let stderr = check_fails(text.as_bytes(), 256);

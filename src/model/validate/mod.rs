@@ -19,6 +19,9 @@ use crate::diag::Problem;
 use scope::Scope;
 
 pub(super) const MAX_PROCESSES: u32 = 10_000;
+/// Most members (processes) of a stack: each is expanded on its own, so a
+/// file of a few kilobytes could otherwise ask for millions.
+pub(super) const MAX_MEMBERS: usize = 100_000;
 
 pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -172,6 +175,9 @@ impl Validator<'_> {
         };
 
         let providers = self.locator_names(&drafts);
+        if !self.members_within_limit(&drafts) {
+            return None;
+        }
         let ports = self.ports(&drafts, port_range);
         if !self.complete {
             return None;
