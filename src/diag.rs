@@ -1,6 +1,7 @@
 //! What users see when something is wrong: problems with spans into the
 //! stack file, rendered by miette, and "did you mean" suggestions.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -108,12 +109,18 @@ impl Sources {
         sources
     }
 
-    /// Add a file (`language` names its syntax for highlighting); its base offset.
+    /// Add a file (`language` names its syntax for highlighting); its base
+    /// offset. What would steer a terminal in its name or text is masked
+    /// here, where every file enters, so no diagnostic can send it.
     pub fn add(&mut self, name: &str, text: Arc<str>, language: &'static str) -> usize {
         // One byte apart, so a span at the very end of a file is still in it.
         let base = self.files.last().map_or(0, |f| f.base + f.text.len() + 1);
+        let text = match masked(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(masked) => Arc::from(masked),
+        };
         self.files.push(SourceFile {
-            name: name.to_owned(),
+            name: printable(name).into_owned(),
             text,
             base,
             language,
@@ -199,7 +206,7 @@ impl InvalidStack {
             })
             .collect();
         Self {
-            name: name.to_owned(),
+            name: printable(name).into_owned(),
             problems,
         }
     }
@@ -227,6 +234,57 @@ impl InvalidStack {
             })
             .collect()
     }
+}
+
+/// Whether `c` would steer a terminal rather than show on it: a control
+/// character other than a line break or a tab, or one of the bidirectional
+/// overrides that reorder the text after them.
+fn steers(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\t'))
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Most characters of a message, label or help that are shown: one may
+/// quote a value of the file, and a value may be megabytes long.
+const MAX_TEXT: usize = 400;
+
+/// `text` as a terminal should get it: each character that would steer it
+/// escaped (`\u{1b}`), and cut after [`MAX_TEXT`] characters (`...`).
+fn printable(text: &str) -> Cow<'_, str> {
+    let long = text.chars().nth(MAX_TEXT).is_some();
+    if !long && !text.chars().any(steers) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    for c in text.chars().take(MAX_TEXT) {
+        if steers(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    if long {
+        out.push_str("...");
+    }
+    Cow::Owned(out)
+}
+
+/// `text` with each character that would steer a terminal replaced by as
+/// many `?` as it has bytes, so that spans still point at the same places
+/// (a `\r` before a line break stays).
+fn masked(text: &str) -> Cow<'_, str> {
+    let mut chars = text.char_indices().peekable();
+    let mut out: Option<String> = None;
+    while let Some((at, c)) = chars.next() {
+        let crlf = c == '\r' && chars.peek().is_some_and(|&(_, next)| next == '\n');
+        if steers(c) && !crlf {
+            out.get_or_insert_with(|| text[..at].to_owned())
+                .push_str(&"?".repeat(c.len_utf8()));
+        } else if let Some(out) = &mut out {
+            out.push(c);
+        }
+    }
+    out.map_or(Cow::Borrowed(text), Cow::Owned)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -275,7 +333,7 @@ struct ProblemIn {
 
 impl fmt::Display for ProblemIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problem.message)
+        f.write_str(&printable(&self.problem.message))
     }
 }
 
@@ -286,7 +344,7 @@ impl Diagnostic for ProblemIn {
         self.problem
             .help
             .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+            .map(|h| Box::new(printable(h)) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -299,7 +357,7 @@ impl Diagnostic for ProblemIn {
         }
         Some(Box::new(self.problem.labels.iter().enumerate().map(
             |(i, (span, text))| {
-                let text = (!text.is_empty()).then(|| text.clone());
+                let text = (!text.is_empty()).then(|| printable(text).into_owned());
                 if i == 0 {
                     LabeledSpan::new_primary_with_span(text, *span)
                 } else {
@@ -321,6 +379,23 @@ mod tests {
         assert_eq!(suggest("comand", keys), Some("command"));
         assert_eq!(suggest("respawn_cont", keys), Some("respawn_count"));
         assert_eq!(suggest("zzz", keys), None);
+    }
+
+    #[test]
+    fn characters_that_steer_a_terminal_are_not_sent_to_it() {
+        assert_eq!(
+            printable("a\u{1b}[31mb\u{0}\u{202e}c"),
+            "a\\u{1b}[31mb\\u{0}\\u{202e}c"
+        );
+        assert!(matches!(printable("dé\tjà ☃\n"), Cow::Borrowed(_)));
+        let long = "é".repeat(MAX_TEXT + 1);
+        assert_eq!(printable(&long), format!("{}...", &long[..2 * MAX_TEXT]));
+        assert!(matches!(printable(&long[..2 * MAX_TEXT]), Cow::Borrowed(_)));
+        let text = "a\u{1b}[31m: \u{85}\u{202e}x\r\nb\rc\n";
+        let out = masked(text);
+        assert_eq!(out, "a?[31m: ?????x\r\nb?c\n");
+        assert_eq!(out.len(), text.len());
+        assert!(matches!(masked("dé: jà\r\n"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -9,7 +9,10 @@ use crate::model::{HumanDuration, Schedule, Service, ServiceId, Stack};
 
 /// A tree in the manner of `cargo tree`: each service nothing depends on,
 /// with its dependencies below it; a service whose dependencies were shown
-/// before is marked `(*)`.
+/// before is marked `(*)`. Past [`TREE_DEPTH`] levels, a service's
+/// dependencies are left out and it is marked `(...)`: each level indents the
+/// lines below it, so a chain of thousands of services would otherwise make
+/// gigabytes of indentation.
 ///
 /// With the `live` status of a running stack, each service also shows its
 /// state, and the critical chain of the start-up follows the tree.
@@ -26,17 +29,23 @@ pub fn tree(stack: &Stack, live: Option<&crate::control::protocol::StatusReport>
     };
     let mut out = String::new();
     let mut shown = vec![false; stack.services.len()];
-    // (service, prefix of its own line, prefix of the lines below it)
-    let mut todo: Vec<(ServiceId, String, String)> = (0..stack.services.len())
+    let mut cut = false;
+    // (service, its depth, prefix of its own line, prefix of the lines below it)
+    let mut todo: Vec<(ServiceId, usize, String, String)> = (0..stack.services.len())
         .rev()
         .filter(|&id| stack.dag.dependents(id).is_empty())
-        .map(|id| (id, String::new(), String::new()))
+        .map(|id| (id, 0, String::new(), String::new()))
         .collect();
-    while let Some((id, first, rest)) = todo.pop() {
+    while let Some((id, depth, first, rest)) = todo.pop() {
         let service = &stack.services[id];
         out.push_str(&first);
         out.push_str(&service.name);
         out.push_str(&state(id).unwrap_or_default());
+        if depth == TREE_DEPTH && !service.depends_on.is_empty() {
+            out.push_str(" (...)\n");
+            cut = true;
+            continue;
+        }
         if std::mem::replace(&mut shown[id], true) && !service.depends_on.is_empty() {
             out.push_str(" (*)\n");
             continue;
@@ -47,14 +56,23 @@ pub fn tree(stack: &Stack, live: Option<&crate::control::protocol::StatusReport>
             let last = i + 1 == deps.len();
             let branch = format!("{rest}{}", if last { "└── " } else { "├── " });
             let below = format!("{rest}{}", if last { "    " } else { "│   " });
-            todo.push((dep, branch, below));
+            todo.push((dep, depth + 1, branch, below));
         }
+    }
+    if cut {
+        let _ = writeln!(
+            out,
+            "(...): deeper than {TREE_DEPTH} levels; `orch graph --format json` lists every dependency"
+        );
     }
     if let Some(live) = live {
         out.push_str(&critical_chain(stack, live));
     }
     out
 }
+
+/// Levels of dependencies [`tree`] draws.
+pub const TREE_DEPTH: usize = 32;
 
 /// The chain of dependencies that decided how long start-up took: from the
 /// service that came up last, each time to its dependency that came up last,

@@ -189,6 +189,56 @@ services:
 }
 
 #[test]
+fn defaults_apply_when_a_variable_is_empty() {
+    // As in shells and docker compose: `${VAR:-default}` gives the default
+    // when VAR is unset or empty; `${VAR}` gives what VAR holds, empty or not.
+    let project = Project::with_stack(
+        "\
+env:
+  EMPTY_HERE: \"\"
+  FROM_STACK: ${EMPTY_HERE:-stack-default}
+services:
+  a:
+    commands:
+      x: { command: x }
+    provides:
+      REGION: ${ORCH_TEST_REGION:-local}
+      RAW: \"[${ORCH_TEST_REGION}]\"
+      STACK: ${FROM_STACK}
+",
+    );
+    project
+        .orch()
+        .args(["env", "a"])
+        .env("ORCH_TEST_REGION", "")
+        .assert()
+        .success()
+        .stdout("REGION=local\nRAW=[]\nSTACK=stack-default\n");
+    project
+        .orch()
+        .args(["env", "a"])
+        .env("ORCH_TEST_REGION", "eu")
+        .assert()
+        .success()
+        .stdout("REGION=eu\nRAW=[eu]\nSTACK=stack-default\n");
+}
+
+#[test]
+fn dollars_are_unescaped_inside_a_default() {
+    let text = "\
+env:
+  PRICE: ${ORCH_TEST_PRICE_UNSET:-$$5}
+services:
+  a:
+    commands:
+      x: { command: \"echo ${ORCH_TEST_UNSET:-$$HOME costs $$5} $$$$\" }
+";
+    let s = stack(text);
+    assert_eq!(s.env["PRICE"], "$5");
+    assert_eq!(program(&s, "a", "x", 0), shell("echo $HOME costs $5 $$"));
+}
+
+#[test]
 fn variables_come_from_orchs_environment() {
     let project = Project::with_stack(
         "\

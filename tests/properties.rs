@@ -1,7 +1,9 @@
-//! Properties that hold for every input: the template parser and the DAG.
+//! Properties that hold for every input: templates, the DAG and ports.
+
+mod common;
 
 use orch::model::dag::Dag;
-use orch::model::template::{self, Piece};
+use orch::model::template::{self, Piece, Ref, TemplateError};
 use orch::model::Text;
 use proptest::prelude::*;
 
@@ -78,6 +80,39 @@ proptest! {
     }
 }
 
+/// Text for a default: anything but the `}` that would end it.
+fn default_text() -> impl Strategy<Value = String> {
+    template_text().prop_map(|text| text.replace('}', ""))
+}
+
+/// `${NAME}` and `${NAME:-default}` resolved against one variable.
+fn expand_with(text: &str, var: Option<&str>) -> Result<String, TemplateError> {
+    template::expand(text, |r| match r {
+        Ref::Name { name, default } => {
+            let found = (*name == "VAR").then(|| var.map(str::to_owned)).flatten();
+            template::or_default(found, *default)
+                .map(Text::literal)
+                .ok_or_else(|| TemplateError::new("unset"))
+        }
+        _ => Err(TemplateError::new("not a variable")),
+    })
+    .map(|text| text.loopback())
+}
+
+proptest! {
+    /// A default written with its `$` doubled is given back as it was
+    /// meant, when the variable is unset or empty; a set variable wins.
+    #[test]
+    fn defaults_round_trip(meant in default_text(), value in "[a-z$]{1,8}") {
+        let text = format!("<${{VAR:-{}}}>", meant.replace('$', "$$"));
+        prop_assert_eq!(expand_with(&text, None), Ok(format!("<{meant}>")));
+        prop_assert_eq!(expand_with(&text, Some("")), Ok(format!("<{meant}>")));
+        prop_assert_eq!(expand_with(&text, Some(&value)), Ok(format!("<{value}>")));
+        // Without a default, an empty value is the value.
+        prop_assert_eq!(expand_with("<${VAR}>", Some("")), Ok("<>".to_owned()));
+    }
+}
+
 /// A random DAG: each service may depend on any service with a lower index,
 /// then the indices are shuffled so file order is not the start order.
 fn dag_deps() -> impl Strategy<Value = Vec<Vec<usize>>> {
@@ -131,6 +166,29 @@ proptest! {
         prop_assert_eq!(flat.as_slice(), order);
         prop_assert!(dag.waves().iter().all(|w| !w.is_empty()));
 
+        // A wave is an antichain: nothing in it depends on anything else in
+        // it, directly or through others.
+        let reaches = |from: usize, to: usize| {
+            let mut seen = vec![false; n];
+            let mut todo = deps[from].clone();
+            while let Some(id) = todo.pop() {
+                if id == to {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen[id], true) {
+                    todo.extend(&deps[id]);
+                }
+            }
+            false
+        };
+        for wave in dag.waves() {
+            for &a in wave {
+                for &b in wave {
+                    prop_assert!(!reaches(a, b), "{} and {} share a wave, but {} depends on {}", a, b, a, b);
+                }
+            }
+        }
+
         // Stopping is starting backwards.
         let mut stop: Vec<usize> = dag.stop_order().collect();
         stop.reverse();
@@ -177,6 +235,164 @@ proptest! {
             let mut seen = vec![false; n];
             for &id in inner {
                 prop_assert!(!std::mem::replace(&mut seen[id], true), "a cycle visits {} once", id);
+            }
+        }
+    }
+}
+
+/// Any graph without self-loops (the validator refuses those first): acyclic or not.
+fn any_graph() -> impl Strategy<Value = Vec<Vec<usize>>> {
+    (1usize..24).prop_flat_map(|n| {
+        prop::collection::vec(prop::collection::btree_set(0..n, 0..4), n).prop_map(|sets| {
+            sets.into_iter()
+                .enumerate()
+                .map(|(id, deps)| deps.into_iter().filter(|&d| d != id).collect())
+                .collect()
+        })
+    })
+}
+
+proptest! {
+    /// On any graph: either an order with every service, dependencies
+    /// first, or cycles that are real, simple and apart from each other.
+    #[test]
+    fn any_graph_is_ordered_or_its_cycles_are_real(deps in any_graph()) {
+        let n = deps.len();
+        match Dag::new(&deps) {
+            Ok(dag) => {
+                let mut place = vec![usize::MAX; n];
+                for (i, &id) in dag.order().iter().enumerate() {
+                    place[id] = i;
+                }
+                for (id, ds) in deps.iter().enumerate() {
+                    prop_assert!(place[id] != usize::MAX);
+                    for &d in ds {
+                        prop_assert!(place[d] < place[id]);
+                    }
+                }
+            }
+            Err(cycles) => {
+                prop_assert!(!cycles.is_empty());
+                let mut in_a_cycle = vec![false; n];
+                for cycle in &cycles {
+                    prop_assert_eq!(cycle.first(), cycle.last());
+                    for w in cycle.windows(2) {
+                        prop_assert!(deps[w[0]].contains(&w[1]), "{} -> {} is an edge", w[0], w[1]);
+                    }
+                    for &id in &cycle[1..] {
+                        prop_assert!(!std::mem::replace(&mut in_a_cycle[id], true), "{} in two cycles", id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A stack of services whose commands have fixed or automatic ports, with
+/// several processes each for the automatic ones. Fixed ports are told
+/// apart by their index, so they never collide with each other.
+#[derive(Debug, Clone)]
+struct PortStack {
+    low: u16,
+    high: u16,
+    /// Per service, per command: a fixed port, or `auto` with a number of processes.
+    services: Vec<Vec<Result<u16, u32>>>,
+}
+
+impl PortStack {
+    fn yaml(&self) -> String {
+        let mut text = format!("port_range: {}-{}\nservices:\n", self.low, self.high);
+        for (s, commands) in self.services.iter().enumerate() {
+            text.push_str(&format!("  s{s}:\n    commands:\n"));
+            for (c, port) in commands.iter().enumerate() {
+                let port = match port {
+                    Ok(fixed) => format!("port: {fixed}"),
+                    Err(n) => format!("port: auto, number_of_processes: {n}"),
+                };
+                text.push_str(&format!("      c{c}: {{ command: x, {port} }}\n"));
+            }
+        }
+        text
+    }
+}
+
+fn port_stack() -> impl Strategy<Value = PortStack> {
+    let command = prop_oneof![(0u16..64).prop_map(Ok), (1u32..4).prop_map(Err),];
+    (
+        8000u16..8032,
+        0u16..48,
+        prop::collection::vec(prop::collection::vec(command, 1..4), 1..8),
+    )
+        .prop_map(|(low, width, services)| {
+            let mut next_fixed = 0;
+            let services = services
+                .into_iter()
+                .map(|commands| {
+                    commands
+                        .into_iter()
+                        .map(|c| {
+                            c.map(|offset| {
+                                // Distinct, in or near the range.
+                                next_fixed += 1;
+                                8000 + offset * 64 + next_fixed
+                            })
+                        })
+                        .collect()
+                })
+                .collect();
+            PortStack {
+                low,
+                high: low + width,
+                services,
+            }
+        })
+}
+
+/// Every port of a valid stack, per member, in file order.
+fn ports(stack: &orch::model::Stack) -> Vec<u16> {
+    stack
+        .members()
+        .map(|(_, _, i)| i.port.expect("every command has a port"))
+        .collect()
+}
+
+proptest! {
+    /// Automatic ports never collide with each other or with fixed ones,
+    /// stay in the range, and are the same on every load of the file; a
+    /// service added at the end leaves the ports before it as they were.
+    #[test]
+    fn auto_ports_are_deterministic_and_never_collide(stack in port_stack()) {
+        let text = stack.yaml();
+        let needed: usize = stack.services.iter().flatten().filter_map(|c| c.err()).map(|n| n as usize).sum();
+        let fixed_in_range = stack.services.iter().flatten().filter_map(|c| c.ok())
+            .filter(|p| (stack.low..=stack.high).contains(p)).count();
+        let free = usize::from(stack.high - stack.low) + 1 - fixed_in_range;
+        match common::load(&text) {
+            Ok(loaded) => {
+                prop_assert!(needed <= free);
+                let all = ports(&loaded);
+                let mut seen = std::collections::HashSet::new();
+                for port in &all {
+                    prop_assert!(seen.insert(*port), "port {} twice in {:?}", port, all);
+                }
+                let autos = loaded.members().filter(|(sid, cid, _)| stack.services[*sid][*cid].is_err());
+                for (_, _, instance) in autos {
+                    let port = instance.port.expect("auto gives a port");
+                    prop_assert!((stack.low..=stack.high).contains(&port));
+                }
+                prop_assert_eq!(&ports(&common::stack(&text)), &all);
+
+                let mut longer = stack.clone();
+                longer.services.push(vec![Err(1)]);
+                if let Ok(longer) = common::load(&longer.yaml()) {
+                    prop_assert_eq!(&ports(&longer)[..all.len()], &all[..]);
+                }
+            }
+            Err(invalid) => {
+                prop_assert!(needed > free, "only running out of ports is wrong here");
+                let messages: Vec<&str> = invalid.problems().map(|p| p.message.as_str()).collect();
+                prop_assert_eq!(messages.len(), 1);
+                prop_assert!(messages[0].ends_with("has no free port left"), "{:?}", messages);
             }
         }
     }

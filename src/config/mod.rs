@@ -12,6 +12,33 @@ pub use raw::RawStack;
 
 use crate::diag::Problem;
 
+/// Bytes of a stack file worth reading: one more than [`yaml::MAX_BYTES`]
+/// tells that a file is too large without reading all of it.
+pub const READ_LIMIT: usize = yaml::MAX_BYTES + 1;
+
+/// The text of a stack file read as `bytes` (at most [`READ_LIMIT`] of
+/// them): UTF-8 within the size limit. The problem otherwise, which names
+/// its place itself: the line it is on may be megabytes long.
+pub fn text(bytes: &[u8]) -> Result<&str, Problem> {
+    if bytes.len() > yaml::MAX_BYTES {
+        return Err(Problem::whole(format!(
+            "the file is over {} MiB; orch reads stack files of at most {0} MiB",
+            yaml::MAX_BYTES / 1024 / 1024
+        ))
+        .help("a stack file this large is almost certainly not one; check the path"));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let before = std::str::from_utf8(&bytes[..at]).expect("valid up to `at`");
+        let (line, column) = crate::diag::line_col(before, at);
+        Problem::whole(format!(
+            "the stack file is not UTF-8 text: line {line}, column {column} holds the byte {:#04x}",
+            bytes[at]
+        ))
+        .help("a stack file is YAML in UTF-8; check the path, or convert the file (iconv -t UTF-8)")
+    })
+}
+
 /// Read a stack file's text into its raw structs, with every problem found on
 /// the way. Parts with problems (a service, a command) are left out of the
 /// structs, so later checks can still look at the rest; there is no stack

@@ -1,6 +1,7 @@
 //! The control protocol: one JSON object per line each way. A client sends
 //! `{"version": 1, "request": {...}}` and reads one response line.
-//! Requests larger than [`MAX_REQUEST`] bytes are refused with an error reply.
+//! Requests larger than [`MAX_REQUEST`] bytes are refused with an error reply;
+//! [`decode`] reads a request line, whatever bytes it holds.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,30 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 pub struct Envelope {
     pub version: u32,
     pub request: Request,
+}
+
+/// Why a request line is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("request too large: at most {MAX_REQUEST} bytes")]
+    TooLarge,
+    #[error("malformed request: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("protocol version {0} is not spoken here (this orch speaks {VERSION})")]
+    Version(u32),
+}
+
+/// Read one request line (its newline included or not): at most
+/// [`MAX_REQUEST`] bytes of JSON, of this protocol's version.
+pub fn decode(line: &[u8]) -> Result<Envelope, DecodeError> {
+    if line.len() > MAX_REQUEST {
+        return Err(DecodeError::TooLarge);
+    }
+    let envelope: Envelope = serde_json::from_slice(line)?;
+    if envelope.version != VERSION {
+        return Err(DecodeError::Version(envelope.version));
+    }
+    Ok(envelope)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,24 +90,6 @@ impl Response {
     }
 }
 
-/// Read one request line as a client sent it; the error reply when it is
-/// too long, not a request of this shape, or of another protocol version.
-pub fn decode(line: &[u8]) -> Result<Request, Response> {
-    if line.len() > MAX_REQUEST {
-        return Err(Response::error(format!(
-            "request too large: at most {MAX_REQUEST} bytes"
-        )));
-    }
-    match serde_json::from_slice::<Envelope>(line) {
-        Ok(envelope) if envelope.version != VERSION => Err(Response::error(format!(
-            "protocol version {} is not spoken here (this orch speaks {VERSION})",
-            envelope.version
-        ))),
-        Ok(envelope) => Ok(envelope.request),
-        Err(e) => Err(Response::error(format!("malformed request: {e}"))),
-    }
-}
-
 /// `orch status --json` (a contract).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -130,4 +137,31 @@ pub struct MemberStatus {
     /// A scheduled member: runs skipped because the previous one still ran.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub skipped: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_request_line() {
+        let envelope = decode(b"{\"version\":1,\"request\":{\"type\":\"down\"}}\n").unwrap();
+        assert_eq!(envelope.request, Request::Down);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_serve() {
+        let too_large = vec![b' '; MAX_REQUEST + 1];
+        assert!(matches!(decode(&too_large), Err(DecodeError::TooLarge)));
+        assert!(matches!(
+            decode(b"\xff\xfe{"),
+            Err(DecodeError::Malformed(_))
+        ));
+        let other = decode(b"{\"version\":2,\"request\":{\"type\":\"down\"}}");
+        assert!(matches!(other, Err(DecodeError::Version(2))));
+        assert_eq!(
+            other.unwrap_err().to_string(),
+            "protocol version 2 is not spoken here (this orch speaks 1)"
+        );
+    }
 }

@@ -130,7 +130,8 @@ async fn connection(
         Response::error("permission denied: this stack belongs to another user")
     } else {
         match decode(&line) {
-            Ok(request) => {
+            Ok(envelope) => {
+                let request = envelope.request;
                 let gone = match &request {
                     Request::Down => Response::Done {
                         lines: vec!["the stack has stopped".into()],
@@ -144,7 +145,7 @@ async fn connection(
                     rx.await.unwrap_or(gone)
                 }
             }
-            Err(e) => e,
+            Err(e) => Response::error(e.to_string()),
         }
     };
     let mut reply = serde_json::to_vec(&response).expect("responses are plain data");

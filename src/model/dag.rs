@@ -157,7 +157,11 @@ fn cycle_in(graph: &DiGraph<(), ()>, scc: &[NodeIndex]) -> Vec<ServiceId> {
         .iter()
         .min()
         .expect("a strongly connected group is never empty");
-    let inside = |n: &NodeIndex| scc.contains(n);
+    let mut in_scc = vec![false; graph.node_count()];
+    for n in scc {
+        in_scc[n.index()] = true;
+    }
+    let inside = |n: &NodeIndex| in_scc[n.index()];
     let mut parent = vec![None; graph.node_count()];
     let mut queue = VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {
@@ -237,6 +241,17 @@ mod tests {
         // a -> b -> a and a -> c -> d -> a
         let cycles = Dag::new(&[vec![2, 1], vec![0], vec![3], vec![0]]).unwrap_err();
         assert_eq!(cycles, vec![vec![0, 1, 0]]);
+    }
+
+    #[test]
+    fn a_cycle_through_100_000_services() {
+        // s0 -> s99999 -> s99998 -> ... -> s1 -> s0: one group of 100,000.
+        let n = 100_000;
+        let deps: Vec<Vec<usize>> = (0..n).map(|i| vec![(i + n - 1) % n]).collect();
+        let cycles = Dag::new(&deps).unwrap_err();
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].len(), n + 1);
+        assert_eq!(cycles[0][..3], [0, n - 1, n - 2]);
     }
 
     #[test]

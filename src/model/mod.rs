@@ -11,6 +11,7 @@ pub mod template;
 pub mod text;
 mod validate;
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -191,17 +192,35 @@ pub struct Monitor {
 }
 
 impl Stack {
-    /// Read and validate a stack file.
+    /// Read and validate a stack file. Of a file too large to be one, only
+    /// enough is read to tell.
     pub fn load(path: &Path) -> Result<Stack, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
+        let unreadable = |e| LoadError::Read {
             path: path.to_path_buf(),
             source: e,
-        })?;
-        let file = stack_path(path).map_err(|e| LoadError::Read {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        Stack::from_text(&file, &text).map_err(|e| LoadError::Invalid(Box::new(e)))
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(crate::config::READ_LIMIT as u64)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(unreadable)?;
+        let file = stack_path(path).map_err(unreadable)?;
+        Stack::from_bytes(&file, &bytes).map_err(|e| LoadError::Invalid(Box::new(e)))
+    }
+
+    /// Validate the bytes of a stack file that lives at `file` (absolute):
+    /// they must be UTF-8, and within the size limit.
+    pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Stack, InvalidStack> {
+        match crate::config::text(bytes) {
+            Ok(text) => Stack::from_text(file, text),
+            Err(problem) => Err(InvalidStack::new(
+                &display_name(file),
+                &std::sync::Arc::from(""),
+                vec![problem],
+            )),
+        }
     }
 
     /// Validate the text of a stack file that lives at `file` (absolute),

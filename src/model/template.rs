@@ -3,9 +3,10 @@
 //! `${port}` is the command's own port, `${NAME.port}` / `${NAME.ports}` the
 //! port(s) of another command of the same service, `${host}` / `${NAME.host}`
 //! the address where a command is reached, `${NAME}` a locator or a
-//! variable, `${NAME:-default}` the same with a fallback, and `$$` a literal
-//! `$`. A `$` not followed by `{` or `$` is kept as it is, so shell commands
-//! can still use `$HOME`.
+//! variable, `${NAME:-default}` the same with a fallback for a name that is
+//! unset or empty, and `$$` a literal `$` (in a default too). A `$` not
+//! followed by `{` or `$` is kept as it is, so shell commands can still use
+//! `$HOME`.
 //!
 //! Expansion gives a [`Text`]: hosts stay open until something renders them.
 
@@ -180,7 +181,26 @@ fn check_name(name: &str) -> Result<(), TemplateError> {
     }
 }
 
-/// Expand a template; `resolve` gives the value of each reference.
+/// The value of `${NAME}` or `${NAME:-default}` when NAME's own value is
+/// `found`. As in shells and docker compose, the default stands in for a
+/// value that is missing or empty; a `$$` in it is a `$`.
+pub fn or_default(found: Option<String>, default: Option<&str>) -> Option<String> {
+    match default {
+        None => found,
+        Some(default) => found
+            .filter(|value| !value.is_empty())
+            .or_else(|| Some(default.replace("$$", "$"))),
+    }
+}
+
+/// Most bytes the references of one template may add to its text. No
+/// process can receive a longer argument or environment variable (the
+/// kernel's limit is 128 KiB), and without a bound a few dozen values that
+/// each repeat the one before twice would need terabytes.
+pub const MAX_GROWTH: usize = 128 * 1024;
+
+/// Expand a template; `resolve` gives the value of each reference. The
+/// references may add at most [`MAX_GROWTH`] bytes to the text.
 pub fn expand<'a>(
     text: &'a str,
     mut resolve: impl FnMut(&Ref<'a>) -> Result<Text, TemplateError>,
@@ -190,6 +210,18 @@ pub fn expand<'a>(
         match piece {
             Piece::Text(t) => out.push_str(t),
             Piece::Ref { reference, at, len } => match resolve(&reference) {
+                Ok(value) if out.len() + value.len() > text.len() + MAX_GROWTH => {
+                    return Err(TemplateError {
+                        at,
+                        len,
+                        message: format!(
+                            "`{}` makes this value longer than {} KiB",
+                            &text[at..at + len],
+                            MAX_GROWTH / 1024
+                        ),
+                        help: Some("no process can receive an argument or a variable this long; check for values that repeat each other".into()),
+                    });
+                }
                 Ok(value) => out.append(&value),
                 Err(mut e) => {
                     e.at = at;
@@ -243,6 +275,38 @@ mod tests {
     fn dollars_stay_for_the_shell() {
         let out = expand("echo $HOME $$ $${X} cost: 5$", |_| Ok(Text::default())).unwrap();
         assert_eq!(out, "echo $HOME $ ${X} cost: 5$");
+    }
+
+    #[test]
+    fn defaults_stand_in_for_missing_and_empty_values() {
+        let set = || Some("eu".to_owned());
+        assert_eq!(or_default(set(), Some("local")), set());
+        assert_eq!(or_default(None, Some("local")).as_deref(), Some("local"));
+        assert_eq!(
+            or_default(Some(String::new()), Some("local")).as_deref(),
+            Some("local")
+        );
+        assert_eq!(or_default(Some(String::new()), None).as_deref(), Some(""));
+        assert_eq!(or_default(None, None), None);
+        assert_eq!(
+            or_default(None, Some("a$$b $c $$$")).as_deref(),
+            Some("a$b $c $$")
+        );
+    }
+
+    #[test]
+    fn references_add_at_most_128_kib() {
+        let big = "x".repeat(MAX_GROWTH / 2);
+        let text = "${A}${A}${A}";
+        let e = expand(text, |_| Ok(Text::literal(big.clone()))).unwrap_err();
+        assert_eq!((e.at, e.len), (8, 4));
+        assert_eq!(e.message, "`${A}` makes this value longer than 128 KiB");
+        assert_eq!(
+            expand("${A}${A}", |_| Ok(Text::literal(big.clone())))
+                .unwrap()
+                .len(),
+            MAX_GROWTH
+        );
     }
 
     #[test]

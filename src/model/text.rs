@@ -86,6 +86,21 @@ impl Text {
         &self.0
     }
 
+    /// Its length in bytes as `orch up` uses it (each host as [`LOOPBACK`]).
+    pub fn len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Part::Literal(text) => text.len(),
+                Part::Host(_) => LOOPBACK.len(),
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The commands whose host this text names.
     pub fn hosts(&self) -> impl Iterator<Item = &Endpoint> {
         self.0.iter().filter_map(|p| match p {

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use miette::SourceSpan;
 
-use super::{Draft, Validator};
-use crate::diag::{suggest, Problem};
+use super::{suggest, Draft, Validator};
+use crate::diag::Problem;
 use crate::model::ServiceId;
 
 impl Validator<'_> {
@@ -47,12 +47,12 @@ impl Validator<'_> {
                         deps.push(id);
                     }
                     None => {
-                        let help = match suggest(&dep.value, ids.keys().copied()) {
-                            Some(close) => format!("did you mean `{close}`?"),
-                            None => {
-                                "`depends_on` lists services defined under `services:`".to_owned()
-                            }
-                        };
+                        let help =
+                            match suggest(self.suggestions, &dep.value, ids.keys().copied()) {
+                                Some(close) => format!("did you mean `{close}`?"),
+                                None => "`depends_on` lists services defined under `services:`"
+                                    .to_owned(),
+                            };
                         self.problem(
                             Problem::new(
                                 format!("unknown service `{}`", dep.value),
@@ -72,29 +72,48 @@ impl Validator<'_> {
         dep_spans
     }
 
+    /// A cycle as one problem: its path, and a label on each edge; of a long
+    /// cycle, only the first and the last few edges ([`SHOWN_EDGES`] in all).
     pub(super) fn cycle(
         &mut self,
         cycle: &[ServiceId],
         drafts: &[Draft],
         dep_spans: &[HashMap<ServiceId, SourceSpan>],
     ) {
-        let path = cycle
-            .iter()
-            .map(|&id| drafts[id].name.value.as_str())
-            .collect::<Vec<_>>()
-            .join(" -> ");
-        let mut labels = cycle.windows(2).map(|w| {
+        let name = |id: ServiceId| drafts[id].name.value.as_str();
+        let path = |ids: &[ServiceId]| {
+            ids.iter()
+                .map(|&id| name(id))
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        };
+        let edges = cycle.len() - 1;
+        let (message, shown) = if edges <= SHOWN_EDGES {
+            (
+                format!("dependency cycle: {}", path(cycle)),
+                cycle.windows(2).collect::<Vec<_>>(),
+            )
+        } else {
+            let half = SHOWN_EDGES / 2;
+            let (head, tail) = (&cycle[..=half], &cycle[cycle.len() - 1 - half..]);
+            (
+                format!(
+                    "dependency cycle of {edges} services: {} -> ... -> {}",
+                    path(head),
+                    path(tail)
+                ),
+                head.windows(2).chain(tail.windows(2)).collect(),
+            )
+        };
+        let mut labels = shown.into_iter().map(|w| {
             let (from, to) = (w[0], w[1]);
             (
                 dep_spans[from][&to],
-                format!(
-                    "`{}` depends on `{}`",
-                    drafts[from].name.value, drafts[to].name.value
-                ),
+                format!("`{}` depends on `{}`", name(from), name(to)),
             )
         });
         let (span, label) = labels.next().expect("a cycle has at least one edge");
-        let mut p = Problem::new(format!("dependency cycle: {path}"), span, label);
+        let mut p = Problem::new(message, span, label);
         for (span, label) in labels {
             p = p.label(span, label);
         }
@@ -103,3 +122,7 @@ impl Validator<'_> {
         );
     }
 }
+
+/// Edges of a cycle named and labelled: past a few, a list of them helps
+/// nobody, and each label costs a pass over the file when it is rendered.
+const SHOWN_EDGES: usize = 8;

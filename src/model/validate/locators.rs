@@ -38,9 +38,13 @@ impl Validator<'_> {
                     locators: &[&own, &inputs],
                     ..*base
                 };
-                if let Some(expanded) = self.expand(value, &scope) {
-                    own.insert(key.value.clone(), expanded);
-                }
+                // One that cannot be expanded is reported once, here; where
+                // it is used, its text stands in (the stack is invalid
+                // anyway), so its users report no problem of their own.
+                let expanded = self
+                    .expand(value, &scope)
+                    .unwrap_or_else(|| crate::model::Text::literal(value.value.clone()));
+                own.insert(key.value.clone(), expanded);
             }
             provides[sid] = own;
         }

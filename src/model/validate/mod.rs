@@ -10,6 +10,7 @@ mod locators;
 mod ports;
 mod scope;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -24,8 +25,34 @@ use crate::diag::{Problem, Sources};
 use scope::Scope;
 
 pub(super) const MAX_PROCESSES: u32 = 10_000;
+/// Most members (processes) of a stack: each is expanded on its own, so a
+/// file of a few kilobytes could otherwise ask for millions.
+pub(super) const MAX_MEMBERS: usize = 100_000;
 
 pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// "Did you mean" suggestions looked for in one file: each compares a name
+/// with every candidate (thousands, in a large stack), and only the first
+/// problems are shown, so a file with a mistake in every service would
+/// otherwise take hours.
+const SUGGESTIONS: usize = crate::diag::MAX_SHOWN;
+
+/// Most bytes all the templates of one file may expand to: a command of
+/// 10,000 processes, each with a value that repeats others, would otherwise
+/// take gigabytes from a file of a few lines.
+pub(super) const MAX_EXPANDED: usize = 64 << 20;
+
+/// The closest of `candidates` to `name`, while the file's `budget` of
+/// suggestions lasts.
+pub(super) fn suggest<'c>(
+    budget: &Cell<usize>,
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let left = budget.get().checked_sub(1)?;
+    budget.set(left);
+    crate::diag::suggest(name, candidates)
+}
 
 /// Validate the parts of a stack file, the file itself last. When reading
 /// them found problems, parts of the stack are missing, so only the checks
@@ -43,11 +70,14 @@ pub(in crate::model) fn validate(
         problems,
     } = files;
     let complete = problems.is_empty();
+    let suggestions = Cell::new(SUGGESTIONS);
     let mut v = Validator {
         problems,
         lookup,
         complete,
         sources,
+        suggestions: &suggestions,
+        expanded: 0,
     };
     let stack = v.stack(file, parts);
     if v.problems.is_empty() {
@@ -69,6 +99,10 @@ pub(super) struct Validator<'a> {
     complete: bool,
     /// The files read so far, to name the file a span is in.
     sources: Sources,
+    /// Suggestions left to look for.
+    suggestions: &'a Cell<usize>,
+    /// Bytes the templates expanded to so far.
+    expanded: usize,
 }
 
 /// A service as it is being validated.
@@ -200,6 +234,9 @@ impl Validator<'_> {
         };
 
         let providers = self.locator_names(&drafts);
+        if !self.members_within_limit(&drafts) {
+            return None;
+        }
         let ports = self.ports(&drafts, &ranges);
         if !self.complete {
             return None;
@@ -217,6 +254,7 @@ impl Validator<'_> {
                 stack_env: &stack_env,
                 providers: &providers,
                 lookup: self.lookup,
+                suggestions: self.suggestions,
             },
             &ports,
         );
@@ -235,6 +273,7 @@ impl Validator<'_> {
                 stack_env: &stack_env,
                 providers: &providers,
                 lookup: self.lookup,
+                suggestions: self.suggestions,
             };
             let mut from_files = IndexMap::new();
             if let Some(env_file) = &raw.env_file {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use indexmap::IndexMap;
 use miette::SourceSpan;
 
-use super::{Draft, Validator, MAX_PROCESSES};
+use super::{Draft, Validator, MAX_MEMBERS, MAX_PROCESSES};
 use crate::config::de::Each;
 use crate::config::raw::{PortRange, PortSpec, RawCommand};
 use crate::config::Spanned;
@@ -103,6 +103,36 @@ impl Validator<'_> {
                     .collect()
             })
             .collect()
+    }
+}
+
+impl Validator<'_> {
+    /// Whether the stack has at most [`MAX_MEMBERS`] members; a problem at
+    /// the command that passes it otherwise.
+    pub(super) fn members_within_limit(&mut self, drafts: &[Draft]) -> bool {
+        let mut members = 0;
+        for draft in drafts {
+            for (name, command) in commands(draft) {
+                let Some(command) = &command.0 else { continue };
+                members += instances(command);
+                if members > MAX_MEMBERS {
+                    let span = command
+                        .number_of_processes
+                        .as_ref()
+                        .map_or(name.span, |n| n.span);
+                    self.problem(
+                        Problem::new(
+                            format!("the stack has more than {MAX_MEMBERS} members (processes)"),
+                            span,
+                            format!("reached with `{}.{}`", draft.name.value, name.value),
+                        )
+                        .help("a stack runs at most 100,000 processes; lower `number_of_processes`, or split the stack"),
+                    );
+                    return false;
+                }
+            }
+        }
+        true
     }
 }
 

@@ -1,16 +1,17 @@
 //! What templates can see, and their expansion into text with a problem
 //! for each reference that does not resolve.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
 use super::super::template::{self, Ref, TemplateError};
 use super::super::{Endpoint, Program, Text};
-use super::{Lookup, Validator};
+use super::{suggest, Lookup, Validator, MAX_EXPANDED};
 use crate::config::raw::RawProgram;
 use crate::config::Spanned;
-use crate::diag::{suggest, Problem};
+use crate::diag::Problem;
 
 /// What a service's templates can see.
 pub(super) struct Scope<'a> {
@@ -27,6 +28,7 @@ pub(super) struct Scope<'a> {
     /// Who provides each locator of the stack, to explain a missing dependency.
     pub(super) providers: &'a HashMap<String, &'a str>,
     pub(super) lookup: Lookup<'a>,
+    pub(super) suggestions: &'a Cell<usize>,
 }
 
 impl Scope<'_> {
@@ -83,7 +85,11 @@ impl Scope<'_> {
                 "service `{}` has no command `{name}`",
                 self.service
             ));
-            if let Some(close) = suggest(name, self.ports.keys().map(String::as_str)) {
+            if let Some(close) = suggest(
+                self.suggestions,
+                name,
+                self.ports.keys().map(String::as_str),
+            ) {
                 e = e.help(format!("did you mean `{close}`?"));
             } else {
                 e = e.help("`${NAME.port}` and `${NAME.host}` name a command of the same service; other services export what they offer with `provides`");
@@ -106,7 +112,7 @@ impl Scope<'_> {
             .get(name)
             .cloned()
             .or_else(|| (self.lookup)(name));
-        if let Some(value) = found.or_else(|| default.map(str::to_owned)) {
+        if let Some(value) = template::or_default(found, default) {
             return Ok(Text::literal(value));
         }
         if let Some(provider) = self.providers.get(name) {
@@ -131,7 +137,7 @@ impl Scope<'_> {
             .flat_map(|l| l.keys())
             .chain(self.stack_env.keys())
             .map(String::as_str);
-        let help = match suggest(name, known) {
+        let help = match suggest(self.suggestions, name, known) {
             Some(close) => format!("did you mean `${{{close}}}`?"),
             None => format!(
                 "set it in the stack's `env`, give a default with `${{{name}:-value}}`, or write `$${{{name}}}` to leave it to the shell"
@@ -153,13 +159,12 @@ impl Validator<'_> {
             let lookup = self.lookup;
             let expanded = template::expand(&value.value, |r| {
                 match r {
-                Ref::Name { name, default } => env
-                    .get(*name)
-                    .cloned()
-                    .or_else(|| lookup(name))
-                    .or_else(|| default.map(str::to_owned))
-                    .map(Text::literal)
-                    .ok_or_else(|| {
+                Ref::Name { name, default } => template::or_default(
+                    env.get(*name).cloned().or_else(|| lookup(name)),
+                    *default,
+                )
+                .map(Text::literal)
+                .ok_or_else(|| {
                         TemplateError::new(format!("`${{{name}}}` is not defined"))
                             .help(format!("the stack `env` can use orch's own environment and the entries above it; give a default with `${{{name}:-value}}`"))
                     }),
@@ -167,13 +172,20 @@ impl Validator<'_> {
                     .help("move this entry to the `env` of a service or command")),
             }
             });
-            match expanded {
-                // Only variables resolve here, so the text has no host.
-                Ok(text) => {
-                    env.insert(key.value.clone(), text.loopback());
+            // One that cannot be expanded is reported once, here; the
+            // entries below that use it see its text. Only variables
+            // resolve here, so the text has no host.
+            let text = match expanded {
+                Ok(text) => self.count(text, value).map(|t| t.loopback()),
+                Err(e) => {
+                    self.template_problem(&e, value);
+                    None
                 }
-                Err(e) => self.template_problem(&e, value),
-            }
+            };
+            env.insert(
+                key.value.clone(),
+                text.unwrap_or_else(|| value.value.clone()),
+            );
         }
         env
     }
@@ -194,13 +206,37 @@ impl Validator<'_> {
     }
 
     pub(super) fn expand(&mut self, value: &Spanned<String>, scope: &Scope<'_>) -> Option<Text> {
+        if self.expanded > MAX_EXPANDED {
+            return None;
+        }
         match template::expand(&value.value, |r| scope.resolve(r)) {
-            Ok(text) => Some(text),
+            Ok(text) => self.count(text, value),
             Err(e) => {
                 self.template_problem(&e, value);
                 None
             }
         }
+    }
+
+    /// Count `text`, expanded from `value`, against [`MAX_EXPANDED`]: past
+    /// it, a problem (once) and no text.
+    fn count(&mut self, text: Text, value: &Spanned<String>) -> Option<Text> {
+        let before = self.expanded;
+        self.expanded += text.len();
+        if self.expanded <= MAX_EXPANDED {
+            return Some(text);
+        }
+        if before <= MAX_EXPANDED {
+            self.problem(
+                Problem::new(
+                    format!("the templates of this file expand to more than {} MiB", MAX_EXPANDED >> 20),
+                    value.span,
+                    "the limit is reached here",
+                )
+                .help("a stack file needs far less; check for values that repeat each other, in commands with many processes"),
+            );
+        }
+        None
     }
 
     pub(super) fn template_problem<T>(&mut self, e: &TemplateError, within: &Spanned<T>) {
