@@ -221,6 +221,10 @@ impl Follower {
         child
     }
 
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits in i32"))
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lines lock").clone()
     }
