@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::client::{
-    client, finish, ok, pid, service, status, wait_count, wait_line_after, wait_up,
+    client, finish, ok, pid, service, status, up_serving, wait_count, wait_line_after, wait_up,
 };
 use common::run::{cmdline, poll, Orch, Stack, DEADLINE};
 use nix::unistd::Pid;
@@ -56,17 +56,9 @@ services:
     )
 }
 
-/// Start `orch up stack.yaml ARGS...`; once it has started a member, its
-/// control socket is there.
-fn up(stack: &Stack, args: &[&str]) -> Orch {
-    let orch = stack.up(args);
-    orch.wait_line(": started (pid ");
-    orch
-}
-
 /// Start [`chain`] and wait until every service of it is up.
 fn up_all(stack: &Stack) -> Orch {
-    let orch = up(stack, &[]);
+    let orch = up_serving(stack, &[]);
     wait_up(&orch, stack, &["db", "api", "web", "other"]);
     orch
 }
@@ -355,7 +347,7 @@ services:
 #[test]
 fn a_reload_starts_a_new_dependency_of_a_selected_service() {
     let stack = Stack::new(&selected(""));
-    let mut orch = up(&stack, &["api"]);
+    let mut orch = up_serving(&stack, &["api"]);
     wait_up(&orch, &stack, &["api"]);
     reload(&stack, &selected("\n    depends_on: [db]"));
 
@@ -381,7 +373,7 @@ fn a_reload_starts_a_new_dependency_of_a_selected_service() {
 #[test]
 fn services_not_selected_say_so() {
     let stack = Stack::new(&selected("\n    depends_on: [db]"));
-    let orch = up(&stack, &["api"]);
+    let orch = up_serving(&stack, &["api"]);
     wait_up(&orch, &stack, &["db", "api"]);
 
     let report = status(&stack);

@@ -9,7 +9,7 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::client::{client, ok, pid, service, status, wait_up, Out};
+use common::client::{client, ok, pid, service, status, up_serving, wait_up, Out};
 use common::run::{alive, free_port, Orch, Stack};
 
 /// A server that listens on the port given as its argument once a file
@@ -34,13 +34,6 @@ fn me() -> String {
     format!("pid {pid} ({})", comm.trim_end())
 }
 
-/// Start `orch up`; once it has started a member, its socket is there.
-fn up(stack: &Stack) -> Orch {
-    let orch = stack.up(&[]);
-    orch.wait_line(": started (pid ");
-    orch
-}
-
 #[test]
 fn a_stranger_listening_on_the_port_does_not_make_a_member_ready() {
     let port = free_port();
@@ -61,7 +54,7 @@ services:
 "#
     ));
     std::fs::write(stack.path("server.py"), SERVER).expect("write server.py");
-    let mut orch = up(&stack);
+    let mut orch = up_serving(&stack, &[]);
     // Free when orch checked it; taken before the member binds it.
     let stranger = TcpListener::bind(("127.0.0.1", port)).expect("listen on the port");
 
@@ -120,7 +113,7 @@ services:
 
 /// Start [`one`] on a free port and wait until it is up; orch and api's pid.
 fn up_one(stack: &Stack) -> (Orch, nix::unistd::Pid) {
-    let orch = up(stack);
+    let orch = up_serving(stack, &[]);
     let report = wait_up(&orch, stack, &["api", "other"]);
     (orch, pid(&report, "api"))
 }
@@ -259,7 +252,7 @@ services:
 #[test]
 fn reordering_depends_on_is_not_a_change() {
     let stack = Stack::new(&fan_in("a, b"));
-    let mut orch = up(&stack);
+    let mut orch = up_serving(&stack, &[]);
     let before = wait_up(&orch, &stack, &["a", "b", "c"]);
     std::fs::write(stack.path("stack.yaml"), fan_in("b, a")).expect("write stack.yaml");
     ok(&stack, &["reload"]);

@@ -32,6 +32,14 @@ impl Out {
     }
 }
 
+/// Start `orch up stack.yaml ARGS...` and wait until it has started a
+/// member: by then its control socket is there, for client commands.
+pub fn up_serving(stack: &Stack, args: &[&str]) -> Orch {
+    let orch = stack.up(args);
+    orch.wait_line(": started (pid ");
+    orch
+}
+
 /// Run `orch ARGS...` from `dir` with the stack's environment; it must end
 /// within the deadline.
 pub fn client_in(stack: &Stack, dir: &Path, args: &[&str]) -> Out {
