@@ -83,31 +83,43 @@ async fn serve(
     calls: mpsc::Sender<Call>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let me = nix::unistd::Uid::current().as_raw();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let allowed = stream
-                    .peer_cred()
-                    .is_ok_and(|cred| cred.uid() == me || cred.uid() == 0);
-                let calls = calls.clone();
-                connections.spawn(async move {
-                    let _ = tokio::time::timeout(
-                        CLIENT_TIME * 2,
-                        connection(stream, allowed, calls),
-                    )
-                    .await;
-                });
+                admit(&mut connections, stream, &calls);
                 while connections.try_join_next().is_some() {}
             }
             _ = stopped.changed() => break,
         }
     }
-    drop(listener);
+    // Clients the kernel queued before the socket went away are answered
+    // too: closing the listener would reset them unanswered.
+    if let Ok(listener) = listener.into_std() {
+        while let Ok((stream, _)) = listener.accept() {
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| UnixStream::from_std(stream));
+            if let Ok(stream) = stream {
+                admit(&mut connections, stream, &calls);
+            }
+        }
+    }
     drop(calls);
     while connections.join_next().await.is_some() {}
+}
+
+/// Serve one client in a task of its own, with a time limit.
+fn admit(connections: &mut JoinSet<()>, stream: UnixStream, calls: &mpsc::Sender<Call>) {
+    let me = nix::unistd::Uid::current().as_raw();
+    let allowed = stream
+        .peer_cred()
+        .is_ok_and(|cred| cred.uid() == me || cred.uid() == 0);
+    let calls = calls.clone();
+    connections.spawn(async move {
+        let _ = tokio::time::timeout(CLIENT_TIME * 2, connection(stream, allowed, calls)).await;
+    });
 }
 
 async fn connection(
@@ -153,4 +165,51 @@ async fn connection(
     tokio::time::timeout(CLIENT_TIME, write.write_all(&reply))
         .await
         .unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, Write as _};
+
+    use super::*;
+
+    #[test]
+    fn clients_queued_when_the_server_stops_are_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stack.sock");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let clients = runtime.block_on(async {
+            let listener = UnixListener::from_std(bind(&path).unwrap()).unwrap();
+            let (calls, requests) = mpsc::channel(8);
+            let server = Server::start(listener, calls, path.clone());
+            // The serving task has not run yet: these wait in the kernel's queue.
+            let clients: Vec<std::os::unix::net::UnixStream> = (0..20)
+                .map(|_| {
+                    let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                    client
+                        .write_all(b"{\"version\":1,\"request\":{\"type\":\"down\"}}\n")
+                        .unwrap();
+                    client
+                })
+                .collect();
+            server.stop_accepting();
+            // The supervisor has gone.
+            drop(requests);
+            server.finish(Duration::from_secs(10)).await;
+            clients
+        });
+        for client in clients {
+            let mut answer = String::new();
+            std::io::BufReader::new(client)
+                .read_line(&mut answer)
+                .unwrap();
+            assert_eq!(
+                answer,
+                "{\"type\":\"done\",\"lines\":[\"the stack has stopped\"]}\n"
+            );
+        }
+    }
 }

@@ -12,6 +12,9 @@ use tempfile::TempDir;
 /// Running the real `orch up` against stacks, for the supervisor's tests.
 pub mod run;
 
+/// Client commands against a running stack, and their answers.
+pub mod client;
+
 /// A temporary folder to run `orch` in.
 pub struct Project {
     dir: TempDir,

@@ -15,6 +15,9 @@ use crate::model::Stack;
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 /// Bytes read at a time when reading a file backwards.
 const BLOCK: u64 = 64 * 1024;
+/// Most bytes a followed file gives at a time: a member that writes faster
+/// than the lines are printed never makes `orch logs -f` hold more.
+const FOLLOW_CHUNK: u64 = 1024 * 1024;
 
 /// The last `n` whole lines of a member's log, older ones first, reading
 /// back into its rotated files when the current one holds fewer.
@@ -100,9 +103,11 @@ impl Followed {
         }
     }
 
-    /// Whole lines added since the last look, across rotations in order:
-    /// the file being read is finished before the next one is opened.
-    fn read_new(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    /// Whole lines added since the last look, at most [`FOLLOW_CHUNK`] bytes
+    /// of them, across rotations in order: the file being read is finished
+    /// before the next one is opened. `true` when there may be more to read
+    /// at once.
+    fn read_new(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<bool> {
         loop {
             let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
             let Some((file, ino)) = &mut self.file else {
@@ -112,18 +117,21 @@ impl Followed {
                         self.file = Some((f, ino));
                         continue;
                     }
-                    Err(_) => return Ok(()),
+                    Err(_) => return Ok(false),
                 }
             };
             let mut bytes = std::mem::take(&mut self.partial);
-            file.read_to_end(&mut bytes)?;
+            let read = file.take(FOLLOW_CHUNK).read_to_end(&mut bytes)?;
             let end = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
             if end > 0 {
                 out.extend(bytes[..end - 1].split(|&b| b == b'\n').map(<[u8]>::to_vec));
             }
             self.partial = bytes[end..].to_vec();
+            if read as u64 == FOLLOW_CHUNK {
+                return Ok(true);
+            }
             if current.is_none() || current == Some(*ino) {
-                return Ok(());
+                return Ok(false);
             }
             // Rotated: what comes after the file just finished.
             if !self.partial.is_empty() {
@@ -145,6 +153,9 @@ impl Followed {
             let opened = File::open(&next)?;
             let ino = opened.metadata()?.ino();
             self.file = Some((opened, ino));
+            if !out.is_empty() {
+                return Ok(true);
+            }
         }
     }
 }
@@ -189,12 +200,15 @@ pub fn show(stack: &Stack, services: &[usize], n: usize, follow: bool) -> io::Re
         return Ok(());
     }
     let mut lines = Vec::new();
+    let mut more = false;
     loop {
-        std::thread::sleep(FOLLOW_EVERY);
+        if !std::mem::take(&mut more) {
+            std::thread::sleep(FOLLOW_EVERY);
+        }
         for f in &mut files {
             lines.clear();
             // A file that cannot be read now (removed, rotating) is looked at again next time.
-            let _ = f.read_new(&mut lines);
+            more |= f.read_new(&mut lines).unwrap_or(false);
             for line in &lines {
                 writeln!(
                     stdout,
@@ -257,7 +271,7 @@ mod tests {
         append(&path, &numbered(30, 35, 6));
         append(&path, "3");
         let mut out = Vec::new();
-        f.read_new(&mut out).unwrap();
+        while f.read_new(&mut out).unwrap() {}
         let got: Vec<String> = out
             .iter()
             .map(|l| String::from_utf8_lossy(l).into_owned())
@@ -266,7 +280,34 @@ mod tests {
         assert_eq!(got, want);
         append(&path, "5\n");
         out.clear();
-        f.read_new(&mut out).unwrap();
+        assert!(!f.read_new(&mut out).unwrap());
         assert_eq!(out, vec![b"35".to_vec()]);
+    }
+
+    #[test]
+    fn follow_reads_a_bounded_chunk_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "").unwrap();
+        let mut f = Followed::new("a".into(), path.clone());
+        // 3 MiB and a bit of 100-byte lines, then a rotation and a last line.
+        let lines = 3 * 1024 * 1024 / 100 + 7;
+        std::fs::write(&path, numbered(0, lines, 99)).unwrap();
+        std::fs::rename(&path, rotated(&path, 1)).unwrap();
+        std::fs::write(&path, numbered(lines, lines + 1, 99)).unwrap();
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            out.clear();
+            let more = f.read_new(&mut out).unwrap();
+            let bytes: usize = out.iter().map(|l| l.len() + 1).sum();
+            assert!(bytes as u64 <= FOLLOW_CHUNK + 100, "{bytes} bytes at once");
+            got.extend(out.drain(..).map(|l| String::from_utf8(l).unwrap()));
+            if !more {
+                break;
+            }
+        }
+        let want: Vec<String> = (0..=lines).map(|i| format!("{i:099}")).collect();
+        assert_eq!(got, want);
     }
 }
