@@ -33,9 +33,14 @@ pub enum BindError {
 
 /// Bind the socket at `path` with mode 0600, replacing a stale one left by an
 /// orch that died.
-pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, BindError> {
+///
+/// `stale` says the socket is known to be an old one: the orch that made it
+/// is dead. It may still take connections for a moment (a process that is
+/// killed releases its descriptors only once its last thread has exited),
+/// but nothing will answer them.
+pub fn bind(path: &Path, stale: bool) -> Result<std::os::unix::net::UnixListener, BindError> {
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if !stale && std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(BindError::InUse(path.to_path_buf()));
         }
         std::fs::remove_file(path).map_err(BindError::Io)?;
@@ -174,6 +179,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_socket_that_takes_connections_is_in_use_unless_known_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stack.sock");
+        // A dying orch's socket: still open, nobody answering.
+        let old = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(matches!(bind(&path, false), Err(BindError::InUse(_))));
+        let new = bind(&path, true).expect("a stale socket is replaced");
+        drop(old);
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        drop(new);
+    }
+
+    #[test]
     fn clients_queued_when_the_server_stops_are_answered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stack.sock");
@@ -182,7 +200,7 @@ mod tests {
             .build()
             .unwrap();
         let clients = runtime.block_on(async {
-            let listener = UnixListener::from_std(bind(&path).unwrap()).unwrap();
+            let listener = UnixListener::from_std(bind(&path, false).unwrap()).unwrap();
             let (calls, requests) = mpsc::channel(8);
             let server = Server::start(listener, calls, path.clone());
             // The serving task has not run yet: these wait in the kernel's queue.

@@ -98,7 +98,14 @@ pub fn up(stack: Stack, options: Options) -> Result<u8, Error> {
     let run_folder = |e| failed(format!("cannot make orch's run folder: {e}"));
     let state_path = crate::paths::state_path(&stack.file).map_err(run_folder)?;
     let socket_path = crate::paths::socket_path(&stack.file).map_err(run_folder)?;
-    let socket = match server::bind(&socket_path) {
+    let previous = leftovers::RunState::read(&state_path);
+    // The run-state file names the orch that ran the stack last: when it is
+    // dead, its socket is stale even if it still takes connections.
+    let dead = previous
+        .as_ref()
+        .and_then(|p| p.orch)
+        .is_some_and(|orch| !orch.alive());
+    let socket = match server::bind(&socket_path, dead) {
         Ok(listener) => listener,
         Err(server::BindError::InUse(_)) => {
             return Err(Error::Refused {
@@ -117,7 +124,7 @@ pub fn up(stack: Stack, options: Options) -> Result<u8, Error> {
         }
     };
     let mut notes = Vec::new();
-    if let Some(previous) = leftovers::RunState::read(&state_path) {
+    if let Some(previous) = previous {
         if let Some(orch) = previous
             .orch
             .filter(|p| p.alive() && p.pid != std::process::id() as i32)
