@@ -7,6 +7,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::process::Stdio;
 
+use common::client::client as orch;
 use common::run::{poll, Stack, DEADLINE};
 
 /// `db` comes up after a moment, `api` depends on it; `bad` always fails.
@@ -24,24 +25,6 @@ services:
       x: { command: exit 3, respawn_count: 1, respawn_backoff: 0s }
 "#;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn orch(stack: &Stack, args: &[&str]) -> Out {
-    let out = stack.command().args(args).output().expect("orch runs");
-    Out {
-        code: out.status.code().expect("an exit code"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    }
-}
-
 /// Stops what a test left in the background, whatever happened.
 struct Down<'a>(&'a Stack);
 
@@ -57,7 +40,7 @@ fn up_d_returns_0_once_the_services_are_up_and_the_stack_runs_on() {
     let stack = Stack::new(STACK);
     let _down = Down(&stack);
     let out = orch(&stack, &["up", "-d", "stack.yaml", "api"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 0, "{}", out.err());
     assert!(
         out.stdout
             .starts_with("stack `stack` is up: 2 services in "),
@@ -90,7 +73,7 @@ fn up_d_exits_1_naming_the_service_that_failed_and_the_stack_keeps_running() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("why bad"), "{}", out.stderr);
+    assert!(out.err().contains("why bad"), "{}", out.stderr);
     // Still there to look at and stop.
     let why = orch(&stack, &["why", "bad"]);
     assert!(
@@ -108,7 +91,7 @@ fn up_d_refuses_an_invalid_file_or_a_second_run_and_starts_nothing() {
     let out = orch(&stack, &["up", "-d", "stack.yaml"]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains("unknown service `dbb`"),
+        out.err().contains("unknown service `dbb`"),
         "{}",
         out.stderr
     );
@@ -120,7 +103,7 @@ fn up_d_refuses_an_invalid_file_or_a_second_run_and_starts_nothing() {
     let again = orch(&stack, &["up", "-d", "stack.yaml", "api"]);
     assert_eq!(again.code, 2, "{}", again.stderr);
     assert!(
-        again.stderr.contains("is already running"),
+        again.err().contains("is already running"),
         "{}",
         again.stderr
     );

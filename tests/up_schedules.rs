@@ -5,34 +5,15 @@
 
 mod common;
 
+use common::client::{client, service, status};
 use common::run::{poll, Stack, DEADLINE};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 /// `orch status --json` of the stack, once it answers.
 fn try_status(stack: &Stack) -> Option<Value> {
-    let out = stack
-        .command()
-        .args(["status", "--json"])
-        .output()
-        .expect("orch status");
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).expect("status JSON"))
-}
-
-/// `orch status --json` of the running stack.
-fn status(stack: &Stack) -> Value {
-    try_status(stack).expect("the stack answers")
-}
-
-fn service<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["services"]
-        .as_array()
-        .expect("services")
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no service {name} in {report:#}"))
+    let out = client(stack, &["status", "--json"]);
+    (out.code == 0).then(|| serde_json::from_str(&out.stdout).expect("status JSON"))
 }
 
 #[test]
@@ -145,12 +126,7 @@ services:
     assert_eq!(chrono::Timelike::second(&next), 0, "{next}");
     assert_eq!(service(&report, "report")["members"][0]["state"], "waiting");
     assert!(!stack.exists("runs"), "nothing runs before its time");
-    let out = stack
-        .command()
-        .args(["restart", "report"])
-        .output()
-        .expect("orch restart");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(client(&stack, &["restart", "report"]).code, 0);
     stack.wait_text("runs");
     orch.wait_line("report.mail: completed; it runs again at its next time");
     orch.signal(Signal::SIGTERM);
