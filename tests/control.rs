@@ -14,11 +14,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 
-use common::run::{alive, poll, Orch, Stack, DEADLINE};
+use common::run::{alive, poll, socket, Orch, Stack, DEADLINE};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -172,19 +172,6 @@ fn wait_log(orch: &Orch, stack: &Stack, label: &str, text: &str) {
     orch.wait_for(&format!("`{text}` in {name}"), || {
         stack.read(&name).contains(text).then_some(())
     });
-}
-
-/// The control socket of the stack's running orch.
-fn socket(stack: &Stack) -> PathBuf {
-    let dir = stack.path("run/orch");
-    poll(DEADLINE, || {
-        std::fs::read_dir(&dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "sock"))
-    })
-    .unwrap_or_else(|| panic!("no control socket appeared in {}", dir.display()))
 }
 
 /// Send `bytes` over a fresh connection to `socket` and read the one-line answer.
