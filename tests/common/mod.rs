@@ -12,6 +12,9 @@ use tempfile::TempDir;
 /// Running the real `orch up` against stacks, for the supervisor's tests.
 pub mod run;
 
+/// Seeded random choices that a failing test can replay.
+pub mod seed;
+
 /// A temporary folder to run `orch` in.
 pub struct Project {
     dir: TempDir,
