@@ -37,9 +37,8 @@ services:
   escape:
     commands:
       w:
-        # A double fork: the subshell exits at once, leaving a process in a
-        # session of its own that also ignores SIGTERM (`$$$$` is the
-        # shell's `$$`).
+        # A double fork: the subshell exits at once, leaving a process that
+        # called setsid and also ignores SIGTERM (`$$$$` is the shell's `$$`).
         command: >-
           (setsid sh -c 'trap "" TERM; echo $$$$ > daemon; exec sleep 1001' &);
           exec sleep 1000
