@@ -13,7 +13,7 @@ use common::client::{
     client, client_in, finish, member, names, ok, pid, service, status, status_of, wait_count,
     wait_line_after, wait_log, wait_up, Follower,
 };
-use common::run::{alive, poll, Orch, Stack, DEADLINE};
+use common::run::{alive, socket, Orch, Stack, DEADLINE};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -22,20 +22,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-
-/// The control socket of the stack's running orch.
-fn socket(stack: &Stack) -> PathBuf {
-    let dir = stack.path("run/orch");
-    poll(DEADLINE, || {
-        std::fs::read_dir(&dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "sock"))
-    })
-    .unwrap_or_else(|| panic!("no control socket appeared in {}", dir.display()))
-}
+use std::path::Path;
 
 /// Send `bytes` over a fresh connection to `socket` and read the one-line answer.
 fn raw_request(socket: &Path, bytes: &[u8]) -> Value {

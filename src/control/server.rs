@@ -22,6 +22,9 @@ pub type Call = (Request, oneshot::Sender<Response>);
 
 /// How long a client may take to send its request, and to read the answer.
 const CLIENT_TIME: Duration = Duration::from_secs(10);
+/// Once orch stops, how long a client's request that was already sent has
+/// to arrive (a new connection is seen readable on the next turn).
+const SENT_ALREADY: Duration = Duration::from_millis(100);
 
 /// Why the socket could not be opened.
 #[derive(Debug)]
@@ -93,7 +96,7 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                admit(&mut connections, stream, &calls);
+                admit(&mut connections, stream, &calls, &stopped);
                 while connections.try_join_next().is_some() {}
             }
             _ = stopped.changed() => break,
@@ -107,7 +110,7 @@ async fn serve(
                 .set_nonblocking(true)
                 .and_then(|()| UnixStream::from_std(stream));
             if let Ok(stream) = stream {
-                admit(&mut connections, stream, &calls);
+                admit(&mut connections, stream, &calls, &stopped);
             }
         }
     }
@@ -116,14 +119,20 @@ async fn serve(
 }
 
 /// Serve one client in a task of its own, with a time limit.
-fn admit(connections: &mut JoinSet<()>, stream: UnixStream, calls: &mpsc::Sender<Call>) {
+fn admit(
+    connections: &mut JoinSet<()>,
+    stream: UnixStream,
+    calls: &mpsc::Sender<Call>,
+    stopped: &watch::Receiver<bool>,
+) {
     let me = nix::unistd::Uid::current().as_raw();
     let allowed = stream
         .peer_cred()
         .is_ok_and(|cred| cred.uid() == me || cred.uid() == 0);
-    let calls = calls.clone();
+    let (calls, stopped) = (calls.clone(), stopped.clone());
     connections.spawn(async move {
-        let _ = tokio::time::timeout(CLIENT_TIME * 2, connection(stream, allowed, calls)).await;
+        let served = connection(stream, allowed, calls, stopped);
+        let _ = tokio::time::timeout(CLIENT_TIME * 2, served).await;
     });
 }
 
@@ -131,14 +140,26 @@ async fn connection(
     stream: UnixStream,
     allowed: bool,
     calls: mpsc::Sender<Call>,
+    mut stopped: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     // The request is read (up to the cap) before any answer, so a client
     // that is refused still finds the reply instead of a closed socket.
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
     let mut line = Vec::new();
-    let read = tokio::time::timeout(CLIENT_TIME, reader.read_until(b'\n', &mut line)).await;
-    let response = if read.is_err() {
+    // A client that has not sent its request when orch stops is not waited
+    // for; one whose request is already there is still served.
+    let gone = async {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(SENT_ALREADY).await;
+    };
+    let read = tokio::select! {
+        read = tokio::time::timeout(CLIENT_TIME, reader.read_until(b'\n', &mut line)) => Some(read),
+        () = gone => None,
+    };
+    let response = if read.is_none() {
+        Response::error("the stack has stopped")
+    } else if read.is_some_and(|r| r.is_err()) {
         Response::error(format!(
             "no whole request within {}s",
             CLIENT_TIME.as_secs()

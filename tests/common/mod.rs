@@ -14,6 +14,8 @@ pub mod run;
 
 /// Client commands against a running stack, and their answers.
 pub mod client;
+/// Seeded random choices that a failing test can replay.
+pub mod seed;
 
 /// A temporary folder to run `orch` in.
 pub struct Project {

@@ -222,6 +222,19 @@ impl Stack {
     }
 }
 
+/// The control socket of the stack's running orch.
+pub fn socket(stack: &Stack) -> PathBuf {
+    let dir = stack.path("run/orch");
+    poll(DEADLINE, || {
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "sock"))
+    })
+    .unwrap_or_else(|| panic!("no control socket appeared in {}", dir.display()))
+}
+
 /// A running `orch`, its console read by a background thread.
 pub struct Orch {
     child: Child,
