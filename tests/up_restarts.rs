@@ -38,6 +38,7 @@ services:
         command: |
           n=$(cat runs.$ORCH_INSTANCE 2>/dev/null | wc -l)
           if [ -e flap ] && [ "$n" -lt 40 ]; then echo x >> runs.$ORCH_INSTANCE; exit 1; fi
+          echo up
           exec sleep 1000
         number_of_processes: 10
         respawn_backoff: 0s
@@ -48,6 +49,15 @@ services:
     let mut orch = stack.up(&[]);
     for n in 0..10 {
         orch.wait_line(&format!("flap.w.{n}: ready"));
+    }
+    // A member's log file is opened when it first has something to write:
+    // say something, so every file is open before counting.
+    for n in 0..10 {
+        orch.wait_for("a log file of each member", || {
+            stack
+                .exists(&format!(".orch/logs/flap.w.{n}.log"))
+                .then_some(())
+        });
     }
     let before = descriptors(orch.pid());
     let up: Vec<Pid> = (0..10)

@@ -4,6 +4,13 @@
 //! comes meanwhile is dropped and counted (the member's pipes are still
 //! drained, so it never blocks), a write is tried again each second, and the
 //! first one that works ends the trouble, reported once with the count.
+//!
+//! The file is created only when there is something to write. orch's own
+//! notes about the member (that it started, say) wait in memory until the
+//! member writes, its process ends or orch stops, so a member that never
+//! says anything costs no file and no open descriptor meanwhile: starting
+//! hundreds of quiet members is twice as fast for it, since every process
+//! orch starts copies and closes orch's descriptors.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -49,7 +56,12 @@ pub struct LogFile {
     trouble: Option<Trouble>,
     /// Whether the file ends with a whole line.
     at_line_start: bool,
+    /// orch's notes not written yet (see the module's docs).
+    notes: Vec<u8>,
 }
+
+/// Most bytes of notes kept back before they are written anyway.
+const NOTES: usize = 64 * 1024;
 
 impl LogFile {
     pub fn new(path: &Path) -> LogFile {
@@ -59,7 +71,27 @@ impl LogFile {
             size: 0,
             trouble: None,
             at_line_start: true,
+            notes: Vec::new(),
         }
+    }
+
+    /// One of orch's notes (whole lines): kept back while the file has not
+    /// been needed yet, written at once afterwards.
+    pub fn note(&mut self, bytes: &[u8], now: Instant) -> Option<Change> {
+        if self.file.is_some() || self.trouble.is_some() || self.notes.len() + bytes.len() > NOTES {
+            return self.write(bytes, now);
+        }
+        self.notes.extend_from_slice(bytes);
+        None
+    }
+
+    /// Write the notes kept back, if any (the member's process ended, or
+    /// orch stops).
+    pub fn flush(&mut self, now: Instant) -> Option<Change> {
+        if self.notes.is_empty() {
+            return None;
+        }
+        self.write(&[], now)
     }
 
     pub fn path(&self) -> &Path {
@@ -74,9 +106,17 @@ impl LogFile {
         }
     }
 
-    /// Append whole lines (or pieces of a line, each ending with a newline);
-    /// a change in whether the file can be written, to report.
+    /// Append whole lines (or pieces of a line, each ending with a newline),
+    /// after the notes kept back; a change in whether the file can be
+    /// written, to report.
     pub fn write(&mut self, bytes: &[u8], now: Instant) -> Option<Change> {
+        let notes = std::mem::take(&mut self.notes);
+        let bytes = if notes.is_empty() {
+            std::borrow::Cow::Borrowed(bytes)
+        } else {
+            std::borrow::Cow::Owned([notes.as_slice(), bytes].concat())
+        };
+        let bytes = bytes.as_ref();
         if let Some(trouble) = &mut self.trouble {
             if now.duration_since(trouble.last_try) < RETRY {
                 trouble.dropped += lines(bytes);
@@ -188,6 +228,28 @@ mod tests {
             ROTATE_AT
         );
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 1024 * 1024);
+    }
+
+    #[test]
+    fn notes_wait_for_the_member_to_need_its_file_and_come_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut log = LogFile::new(&path);
+        let now = Instant::now();
+        assert_eq!(log.note(b"[orch] started\n", now), None);
+        assert!(!path.exists(), "a quiet member costs no file");
+        assert_eq!(log.write(b"hello\n", now), None);
+        assert_eq!(log.note(b"[orch] stopped\n", now), None);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[orch] started\nhello\n[orch] stopped\n"
+        );
+        // One that never writes gets its notes when its process ends.
+        let quiet = dir.path().join("b.log");
+        let mut log = LogFile::new(&quiet);
+        log.note(b"[orch] started\n", now);
+        assert_eq!(log.flush(now), None);
+        assert_eq!(std::fs::read_to_string(&quiet).unwrap(), "[orch] started\n");
     }
 
     #[test]

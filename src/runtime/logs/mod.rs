@@ -131,8 +131,14 @@ impl Shared {
         file
     }
 
+    /// Write a member's output to its log file.
     fn write(&self, member: MemberId, file: &RefCell<LogFile>, bytes: &[u8]) {
         let change = file.borrow_mut().write(bytes, Instant::now());
+        self.report(member, change);
+    }
+
+    /// Tell the supervisor when a log file starts failing or works again.
+    fn report(&self, member: MemberId, change: Option<Change>) {
         let (trouble, dropped) = match change {
             None => return,
             Some(Change::Failing(why)) => (Some(why), 0),
@@ -170,7 +176,9 @@ async fn serve(
             }
             Command::Note { member, path, text } => {
                 let file = shared.file(member, &path);
-                shared.write(member, &file, format!("[orch] {text}\n").as_bytes());
+                let note = format!("[orch] {text}\n");
+                let change = file.borrow_mut().note(note.as_bytes(), Instant::now());
+                shared.report(member, change);
             }
             Command::Relocate { member, path } => {
                 if shared.files.borrow().contains_key(&member) {
@@ -182,6 +190,10 @@ async fn serve(
                     while pumps.join_next().await.is_some() {}
                 })
                 .await;
+                let files: Vec<_> = shared.files.borrow().values().cloned().collect();
+                for file in files {
+                    let _ = file.borrow_mut().flush(Instant::now());
+                }
                 return;
             }
         }
@@ -276,4 +288,7 @@ async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
             }
         }
     }
+    // The process is over: what orch said about it goes to the file now.
+    let change = file.borrow_mut().flush(Instant::now());
+    shared.report(member, change);
 }
