@@ -163,25 +163,34 @@ def pid_alive(pid, starttime=None):
     return starttime is None or st[5] == starttime
 
 
-def cpu_ns(pid):
-    """CPU time used so far by pid, in ns: the sum of its live threads'
-    /proc/PID/task/TID/schedstat (ns resolution); /proc/PID/stat's
-    utime+stime (10 ms ticks) where schedstat is missing."""
-    total, found = 0, False
+def thread_cpu_ns(pid):
+    """CPU time used so far by each live thread of pid, in ns, keyed by tid:
+    /proc/PID/task/TID/schedstat (ns resolution), or /proc/PID/stat's
+    utime+stime (10 ms ticks) as one entry when schedstat is missing."""
+    times = {}
     try:
         for tid in os.listdir("/proc/%d/task" % pid):
             try:
                 with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                    total += int(f.read().split()[0])
-                    found = True
+                    times[tid] = int(f.read().split()[0])
             except (OSError, ValueError, IndexError):
                 pass
     except OSError:
         return None
-    if found:
-        return total
+    if times:
+        return times
     st = read_stat(pid)
-    return None if st is None else (st[3] + st[4]) * 1_000_000_000 // CLK_TCK
+    return None if st is None else {"*": (st[3] + st[4]) * 1_000_000_000 // CLK_TCK}
+
+
+def cpu_used_ns(before, after):
+    """CPU time between two thread_cpu_ns samples. Summing each sample's
+    threads and subtracting would go negative when a thread exits in between
+    (an idle worker thread retiring takes its whole past with it); instead each
+    thread still alive counts from its first sample (or from zero when it
+    started in between). A thread that exited in between is not counted: its
+    last moments are too small to show at this resolution."""
+    return sum(t - before.get(tid, 0) for tid, t in after.items())
 
 
 def list_pids():
@@ -836,10 +845,10 @@ class Bench:
             return
         time.sleep(self.args.settle)
         root = launch.root
-        a = cpu_ns(root)
+        a = thread_cpu_ns(root)
         t_a = now()
         time.sleep(self.args.idle)
-        b, rss1 = cpu_ns(root), vm_rss_kib(root)
+        b, rss1 = thread_cpu_ns(root), vm_rss_kib(root)
         t_b = now()
         if a is None or b is None or rss1 is None:
             raise ToolFailure("%s: the supervisor exited while idle" % tool.name)
@@ -847,7 +856,7 @@ class Bench:
         if alive != spec.n:
             raise ToolFailure("%s: only %d of %d members alive after the idle period" % (tool.name, alive, spec.n))
         self.record("idle_rss", tool, rss1 / 1024.0)
-        self.record("idle_cpu", tool, 100.0 * (b - a) / 1e9 / (t_b - t_a))
+        self.record("idle_cpu", tool, 100.0 * cpu_used_ns(a, b) / 1e9 / (t_b - t_a))
 
     def w_dag(self, tool, rep):
         spec = Dag(10, 5, 10)

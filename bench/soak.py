@@ -63,7 +63,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # importing peers.py leaves no __pycache__ in bench/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import REPO, cpu_ns, list_pids, read_stat, vm_rss_kib  # noqa: E402
+from peers import REPO, cpu_used_ns, list_pids, read_stat, thread_cpu_ns, vm_rss_kib  # noqa: E402
 
 MARK_ENV = "ORCH_SOAK_MARK"
 
@@ -189,6 +189,7 @@ class Soak:
                                          stderr=stderr)
         self.console = Console(self.proc.stdout)
         self.last_cpu = None
+        self.cpu_total_ns = 0
         self.t0 = time.monotonic()
 
     def wait_ready(self):
@@ -214,13 +215,15 @@ class Soak:
     def sample(self):
         pid = self.proc.pid
         now = time.monotonic()
-        cpu = cpu_ns(pid)
+        cpu = thread_cpu_ns(pid)
         rss = vm_rss_kib(pid)
         if cpu is None or rss is None:
             raise RuntimeError("orch has gone (exit code %s)" % self.proc.poll())
         pct = None
         if self.last_cpu is not None:
-            pct = 100 * (cpu - self.last_cpu[1]) / 1e9 / (now - self.last_cpu[0])
+            used = cpu_used_ns(self.last_cpu[1], cpu)
+            self.cpu_total_ns += used
+            pct = 100 * used / 1e9 / (now - self.last_cpu[0])
         self.last_cpu = (now, cpu)
         fds = len(os.listdir("/proc/%d/fd" % pid))
         threads = len(os.listdir("/proc/%d/task" % pid))
@@ -231,7 +234,7 @@ class Soak:
             time.sleep(1)
         lasting = first & zombies(first_pid for first_pid, _ in first)
         self.samples.append({
-            "t": now - self.t0, "rss_mib": rss / 1024, "cpu_s": cpu / 1e9, "cpu_pct": pct, "fds": fds,
+            "t": now - self.t0, "rss_mib": rss / 1024, "cpu_s": self.cpu_total_ns / 1e9, "cpu_pct": pct, "fds": fds,
             "threads": threads, "tree": len(members), "zombies": len(lasting),
             "status_ms": ms, "started": self.console.started,
             "logs_mb": folder_bytes(self.folder / "logs") / 1e6,
