@@ -116,6 +116,15 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     console: Console,
     files: RefCell<HashMap<MemberId, Rc<RefCell<LogFile>>>>,
+    /// Where a pump reads into and joins or cuts lines. One pair for all:
+    /// a pump uses them only between two awaits, and hundreds of chatty
+    /// members would otherwise hold a quarter of a megabyte each.
+    buffers: RefCell<Buffers>,
+}
+
+struct Buffers {
+    read: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Shared {
@@ -161,6 +170,10 @@ async fn serve(
         events,
         console,
         files: RefCell::new(HashMap::new()),
+        buffers: RefCell::new(Buffers {
+            read: vec![0u8; READ],
+            scratch: Vec::new(),
+        }),
     });
     let mut pumps = tokio::task::JoinSet::new();
     while let Some(command) = rx.recv().await {
@@ -230,8 +243,6 @@ async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
         (out, Lines::default(), true, false),
         (err, Lines::default(), true, false),
     ];
-    let mut buf = vec![0u8; READ];
-    let mut scratch = Vec::new();
     while streams.iter().any(|s| s.2) {
         let [(out, _, out_open, _), (err, _, err_open, _)] = &streams;
         let which = tokio::select! {
@@ -239,16 +250,18 @@ async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
             _ = err.readable(), if *err_open => 1,
         };
         let (pipe, lines, open, grown) = &mut streams[which];
+        let mut buffers = shared.buffers.borrow_mut();
+        let Buffers { read: buf, scratch } = &mut *buffers;
         // A bounded number of reads, so one busy member cannot starve the others.
         for _ in 0..16 {
-            let ready = match pipe.try_read(&mut buf) {
+            let ready = match pipe.try_read(buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => {
                     *open = false;
                     match lines.finish() {
                         Some(last) => {
-                            scratch = last;
+                            *scratch = last;
                             &scratch[..]
                         }
                         None => break,
@@ -263,7 +276,7 @@ async fn pump(attach: Attach, file: &RefCell<LogFile>, shared: &Shared) {
                             nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHATTY_PIPE),
                         );
                     }
-                    lines.feed(&buf[..n], &mut scratch)
+                    lines.feed(&buf[..n], scratch)
                 }
             };
             if !ready.is_empty() {
