@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::client::{ok, wait_log, Follower};
-use common::run::{poll, Stack};
+use common::run::{peak_memory_kib, poll, Stack};
 
 /// Lines of 100 bytes the writer writes: 80 MB, past the 64 MiB at which a
 /// log file is rotated.
@@ -144,17 +144,6 @@ fn logs_follow_goes_on_across_a_rotation_without_skipping_a_line() {
     assert_eq!(tail.lines().count(), n);
     assert_eq!((numbering.next, &numbering.wrong), (LINES, &Vec::new()));
     assert!(numbering.done);
-}
-
-/// The peak resident memory of a process, in KiB.
-fn peak_memory_kib(pid: nix::unistd::Pid) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().strip_suffix(" kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM in:\n{status}"))
 }
 
 #[test]

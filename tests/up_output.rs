@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 
-use common::run::{alive, members, poll, restarts, Orch, Stack, ANSWER, DEADLINE};
+use common::run::{alive, members, peak_memory_kib, poll, restarts, Orch, Stack, ANSWER, DEADLINE};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -118,13 +118,14 @@ const ENDLESS: usize = 10 << 20;
 /// The longest piece of a line in a log file.
 const PIECE: usize = 64 << 10;
 
-/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
-fn memory_kib(pid: Pid, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("orch's status");
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().strip_suffix(" kB")?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+/// That orch's resident memory has never reached `mib` MiB.
+fn assert_peak_memory_below(pid: Pid, mib: u64) {
+    let peak_kib = peak_memory_kib(pid);
+    assert!(
+        peak_kib < mib << 10,
+        "orch's resident memory peaked at {} MiB",
+        peak_kib >> 10
+    );
 }
 
 #[test]
@@ -173,12 +174,7 @@ services:
         found += 1;
     }
     assert_eq!(found, pieces, "every byte of the line is in the log");
-    let peak = memory_kib(orch.pid(), "VmHWM");
-    assert!(
-        peak < 64 << 10,
-        "orch's resident memory peaked at {} MiB",
-        peak >> 10
-    );
+    assert_peak_memory_below(orch.pid(), 64);
     orch.signal(Signal::SIGTERM);
     orch.assert_exit(0);
     stack.wait_all_gone();
@@ -210,12 +206,7 @@ services:
         let done = (0..MEMBERS).filter(|&i| whole(i)).count();
         panic!("{done} of {MEMBERS} logs hold every line");
     }
-    let peak = memory_kib(orch.pid(), "VmHWM");
-    assert!(
-        peak < 32 << 10,
-        "orch's resident memory peaked at {} MiB",
-        peak >> 10
-    );
+    assert_peak_memory_below(orch.pid(), 32);
     orch.signal(Signal::SIGTERM);
     orch.assert_exit(0);
     stack.wait_all_gone();

@@ -576,6 +576,17 @@ pub fn process_state(pid: Pid) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// The peak resident memory of a process, in KiB (`VmHWM`).
+pub fn peak_memory_kib(pid: Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix(" kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in:\n{status}"))
+}
+
 /// Whether a process exists and is not a zombie.
 pub fn alive(pid: Pid) -> bool {
     process_state(pid).is_some_and(|s| s != 'Z')
