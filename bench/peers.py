@@ -38,12 +38,14 @@ launch: it identifies that launch's members beyond doubt.
   the layer before it. Same stop condition (500 members).
 * idle RSS / CPU: with 500 members running, wait a settling time, then read
   VmRSS of the supervisor process (orch; supervisord's python process; pm2's
-  God daemon) and its CPU time (the sum over its threads of
+  God daemon) and its CPU time (each thread's
   /proc/PID/task/TID/schedstat, ns resolution), sleep the interval (10 s;
-  3 s with --quick), read them again. CPU is in % of one core.
+  3 s with --quick), read them again (a thread counts from its first
+  sample). CPU is in % of one core.
 * log throughput: a file of numbered lines (100 bytes each, "%010d " + fixed
   filler + newline; 200 MB = 2,000,000 lines; 50 MB with --quick) is written
-  beforehand and stays in the page cache. The member is
+  beforehand and read into the page cache again before each tool's turn.
+  The member is
   `/bin/sh -c 'read x < FIFO; exec cat FILE'` under every tool, so the
   generator is the same `cat` for all and the start-up of the tool is not
   timed: the clock starts when the harness writes to the FIFO and stops at
@@ -915,7 +917,13 @@ class Bench:
             for a in range(1, n + 1, step):
                 f.write(b"".join(b"%010d %s\n" % (i, filler) for i in range(a, min(a + step, n + 1))))
         self.lines = (path, n, L, b" " + filler + b"\n", n * L)
-        with open(path, "rb") as f:  # into the page cache
+
+    def warm_lines(self):
+        """Read the generator's input (again) into the page cache, just before
+        a turn: a kernel that reclaims cold pages on its own (DAMON's
+        `pageout`, kswapd) may have dropped it since the last one, and the
+        tool whose turn it is would then be timed reading the disk."""
+        with open(self.lines[0], "rb") as f:
             while f.read(1 << 22):
                 pass
 
@@ -947,6 +955,7 @@ class Bench:
         if isinstance(tool, Bash):
             out = self.new_dir(tool, "throughput") / "out.log"
             os.sync()
+            self.warm_lines()
             t0 = now()
             p = subprocess.Popen(["sh", "-c", 'cat "$1" | cat > "$2"', "sh", str(path), str(out)],
                                  env=dict(os.environ, **{TAG_ENV: RUN_TAG}), start_new_session=True)
@@ -961,6 +970,7 @@ class Bench:
         os.mkfifo(fifo)
         spec = Generator("read x < %s; exec cat %s" % (fifo, path))
         os.sync()
+        self.warm_lines()
         launch, t0 = self.launch(tool, spec, "throughput")
         d = launch.d
         logs = d / "logs"
