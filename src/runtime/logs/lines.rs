@@ -52,10 +52,10 @@ impl Lines {
 
 /// Whether every line of `lines` (whole lines) is at most [`MAX_LINE`]
 /// bytes long, newline included. Looking at each newline costs a call per
-/// line, a third of orch's log path with short lines; instead, when every
-/// block of half the limit holds a newline, no run without one can reach
-/// the limit (such a run would cover a whole block). Only a block without a
-/// newline calls for the line-by-line look.
+/// line, a quarter of the log thread's time with short lines; instead, when
+/// every block of half the limit holds a newline, no run without one can
+/// reach the limit (such a run would cover a whole block). Only a block
+/// without a newline calls for the line-by-line look.
 fn fits(lines: &[u8]) -> bool {
     lines
         .chunks(MAX_LINE / 2)
