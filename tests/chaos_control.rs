@@ -9,51 +9,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::run::{cmdline, socket, Orch, Stack, DEADLINE};
 use common::seed::seeded;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use proptest::prelude::Rng;
 use serde_json::Value;
-
-/// Run `orch ARGS...` with the stack's environment; the test fails when it
-/// has not finished within `limit` (it is killed then).
-fn orch_within(stack: &Stack, args: &[&str], limit: Duration) -> Output {
-    let child = stack
-        .command()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start orch");
-    let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    if let Ok(output) = rx.recv_timeout(limit) {
-        return output.expect("run orch");
-    }
-    let _ = kill(pid, Signal::SIGKILL);
-    panic!("`orch {}` did not finish within {limit:?}", args.join(" "));
-}
-
-/// `orch status --json`, parsed; it must succeed.
-fn status(stack: &Stack) -> Value {
-    let out = orch_within(stack, &["status", "--json"], DEADLINE);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "`orch status --json` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("`orch status --json` printed no JSON ({e}):\n{text}"))
-}
 
 /// One member: its service, its instance, and the command line its process runs.
 type Member = (String, u64, String);
@@ -154,7 +117,7 @@ fn wait_converged(orch: &Orch, stack: &Stack, expected: &[Member]) {
     let mut last = String::new();
     let converged = common::run::poll(DEADLINE, || {
         let processes = members_in_proc(stack);
-        let report = status(stack);
+        let report = stack.status_within(DEADLINE);
         let shown = members_in_status(&report);
         let running: Vec<Member> = processes.iter().map(|(m, _)| m.clone()).collect();
         let agreed: Vec<(String, u64, Option<i64>, String)> = processes
@@ -273,7 +236,10 @@ services:
     endless.write_all(&garbage).expect("send garbage");
 
     // Meanwhile a client is answered at once.
-    let out = orch_within(&stack, &["status"], Duration::from_secs(1));
+    let limit = Duration::from_secs(1);
+    let out = stack
+        .run_within(&["status"], limit)
+        .unwrap_or_else(|| panic!("`orch status` did not answer within {limit:?}"));
     assert!(
         out.status.success(),
         "{}",
