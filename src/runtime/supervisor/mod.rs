@@ -86,6 +86,10 @@ pub struct Supervisor {
     tty: bool,
     interactive: bool,
     state_dirty: bool,
+    /// orch itself, and the members' processes with their start times, read
+    /// once each (at spawn), for the run-state file.
+    me: Option<Process>,
+    recorded: HashMap<Pid, Process>,
     exit: Option<u8>,
     reloads: control::Reloads,
     /// Scheduled members armed: the arrangement's number and the next time.
@@ -129,6 +133,8 @@ impl Supervisor {
             tty,
             interactive,
             state_dirty: true,
+            me: Process::of(nix::unistd::getpid()),
+            recorded: HashMap::new(),
             exit: None,
             reloads: control::Reloads::default(),
             armed: HashMap::new(),
@@ -395,6 +401,9 @@ impl Supervisor {
             Ok(spawned) => spawned,
             Err(e) => return failed(e.to_string()),
         };
+        if let Some(process) = Process::of(spawned.pid) {
+            self.recorded.insert(spawned.pid, process);
+        }
         let label = &self.core.members[member].label;
         let watch = match &instance.ready.check {
             Check::Log(pattern) => Some(Watch {
@@ -556,15 +565,18 @@ impl Supervisor {
         if !std::mem::take(&mut self.state_dirty) {
             return;
         }
+        // Processes gone since are forgotten.
+        let live: HashMap<Pid, Process> = self
+            .core
+            .members
+            .iter()
+            .filter_map(|m| m.phase.pid())
+            .filter_map(|pid| Some((pid, *self.recorded.get(&pid)?)))
+            .collect();
+        self.recorded = live;
         self.state_file.save(RunState {
-            orch: Process::of(nix::unistd::getpid()),
-            members: self
-                .core
-                .members
-                .iter()
-                .filter_map(|m| m.phase.pid())
-                .filter_map(Process::of)
-                .collect(),
+            orch: self.me,
+            members: self.recorded.values().copied().collect(),
         });
     }
 }
